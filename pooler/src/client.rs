@@ -1,0 +1,179 @@
+//! One accepted connection from start to end: admission, startup packet, cancel
+//! forwarding, authentication, the welcome, then the client session.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use protocol::pg::{StartupMessage, TransactionStatus, encode, sqlstate};
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::{PoolEntry, Pooler, keepalive};
+use crate::config::AuthType;
+use crate::login::auth::{ClientAuthMethod, authenticate};
+use crate::login::{FirstPacket, LoginError, read_first_packet, startup_parameters};
+use crate::net::Stream;
+use crate::server::{ServerCredentials, ServerParams};
+use crate::session::params::ClientParams;
+use crate::session::{ClientSession, SessionError};
+
+/// Serves one accepted connection until it closes.
+pub async fn handle(mut stream: Stream, pooler: Arc<Pooler>, shutdown: CancellationToken) {
+    let peer = stream.peer_addr();
+    let mut input = BytesMut::with_capacity(1024);
+    let login_timeout = crate::cluster::nonzero(pooler.config().general.client_login_timeout);
+    let login = login(&mut stream, &mut input, &pooler, &shutdown);
+    let result = match login_timeout {
+        Some(limit) => tokio::time::timeout(limit, login)
+            .await
+            .unwrap_or_else(|_| Err(LoginError::rejected(sqlstate::PROTOCOL_VIOLATION, "client_login_timeout"))),
+        None => login.await,
+    };
+    match result {
+        Ok(Some(welcomed)) => {
+            let settings = pooler.session_settings(&welcomed.entry);
+            let session = ClientSession::new(
+                stream,
+                input,
+                welcomed.entry.pool.clone(),
+                settings,
+                welcomed.params,
+                Arc::clone(&pooler.statements),
+                shutdown,
+                welcomed.cancel,
+                welcomed.admission,
+            );
+            session.run().await;
+        }
+        Ok(None) => {}
+        Err(error) => {
+            if let Some(code) = error.sqlstate() {
+                tracing::info!(%peer, "login failed: {error}");
+                let mut out = BytesMut::new();
+                crate::session::fatal(&mut out, code, &error.to_string());
+                let _ = stream.write_all_buf(&mut out).await;
+            }
+        }
+    }
+}
+
+async fn login(
+    stream: &mut Stream,
+    input: &mut BytesMut,
+    pooler: &Arc<Pooler>,
+    shutdown: &CancellationToken,
+) -> Result<Option<Welcomed>, LoginError> {
+    let message = match read_first_packet(stream, input).await? {
+        FirstPacket::Cancel(cancel) => {
+            let keepalive = keepalive(&pooler.config());
+            pooler.cancels.cancel(cancel.pid, &cancel.key, &keepalive).await;
+            return Ok(None);
+        }
+        FirstPacket::Startup(message) => message,
+    };
+    let admission = pooler.admit_client()?;
+    if shutdown.is_cancelled() {
+        return Err(LoginError::rejected(sqlstate::ADMIN_SHUTDOWN, "pooler is shutting down"));
+    }
+    let config = pooler.config();
+    let user = message
+        .user()
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| LoginError::rejected(sqlstate::PROTOCOL_VIOLATION, "no username supplied"))?
+        .to_owned();
+    let database = message.database().filter(|d| !d.is_empty()).unwrap_or(&user).to_owned();
+    let g = &config.general;
+    let tracked = startup_parameters(&message, &g.ignore_startup_parameters, &g.track_extra_parameters)?;
+    let mut out = BytesMut::with_capacity(512);
+    negotiate(&message, &mut out)?;
+
+    let method = match g.auth_type {
+        AuthType::Any | AuthType::Trust => ClientAuthMethod::Trust,
+        AuthType::Plain => ClientAuthMethod::Plain,
+        AuthType::Md5 => ClientAuthMethod::Md5,
+        _ => ClientAuthMethod::Scram,
+    };
+    let secret = pooler.secret(&user);
+    if secret.is_none() && g.auth_type != AuthType::Any {
+        return Err(LoginError::auth("password authentication failed"));
+    }
+    if !out.is_empty() {
+        stream.write_all_buf(&mut out).await.map_err(LoginError::Io)?;
+    }
+    let keys =
+        authenticate(stream, input, method, &user, secret.as_ref(), g.scram_iterations).await?;
+    let entry = pooler.pool_for(&database, &user)?;
+    if let Some(keys) = keys {
+        let mut credentials = entry.credentials.lock();
+        if matches!(*credentials, ServerCredentials::None) {
+            *credentials = ServerCredentials::ScramKeys(keys);
+        }
+    }
+    let welcome = welcome_params(&entry).await.map_err(|e| match e {
+        SessionError::Pool(crate::pool::PoolError::ServerLogin(f)) => {
+            let message = f.message.clone();
+            LoginError::Rejected { sqlstate: sqlstate::CONNECTION_FAILURE, message }
+        }
+        other => LoginError::rejected(sqlstate::CONNECTION_FAILURE, other.to_string()),
+    })?;
+    let params = ClientParams::new(&welcome, &tracked, &g.track_extra_parameters);
+    let cancel = pooler.cancels.register();
+    write_welcome(&mut out, &welcome, &params, &cancel)?;
+    stream.write_all_buf(&mut out).await.map_err(LoginError::Io)?;
+    if g.log_connections {
+        tracing::info!(peer = %stream.peer_addr(), "login attempt: db={database} user={user}");
+    }
+    crate::stats::PoolStats::add(&entry.pool.stats().client_login_count, 1);
+    Ok(Some(Welcomed { entry, params, cancel, admission }))
+}
+
+/// A client that logged in and got its welcome.
+struct Welcomed {
+    entry: Arc<PoolEntry>,
+    params: ClientParams,
+    cancel: crate::cancel::CancelHandle,
+    admission: crate::cluster::ClientSlot,
+}
+
+fn negotiate(message: &StartupMessage, out: &mut BytesMut) -> Result<(), LoginError> {
+    if let Some(negotiation) = message.negotiation() {
+        let options: Vec<&str> = negotiation.unsupported_options.iter().map(String::as_str).collect();
+        encode::negotiate_protocol_version(out, negotiation.newest_minor, &options)
+            .map_err(LoginError::Protocol)?;
+    }
+    Ok(())
+}
+
+/// The server parameters new clients of `entry` are welcomed with, learned from a real
+/// server login the first time.
+async fn welcome_params(entry: &PoolEntry) -> Result<ServerParams, SessionError> {
+    if let Some(params) = entry.welcome.lock().clone() {
+        return Ok(params);
+    }
+    let server = entry.pool.checkout().wait().await?;
+    let params = server.params.clone();
+    server.checkin();
+    *entry.welcome.lock() = Some(params.clone());
+    Ok(params)
+}
+
+fn write_welcome(
+    out: &mut BytesMut,
+    welcome: &ServerParams,
+    params: &ClientParams,
+    cancel: &crate::cancel::CancelHandle,
+) -> Result<(), LoginError> {
+    encode::authentication_ok(out);
+    for (name, value) in welcome.iter() {
+        let value = params.get(name).unwrap_or(value);
+        encode::parameter_status(out, name.as_bytes(), value.as_bytes()).map_err(LoginError::Protocol)?;
+    }
+    for (name, value) in params.iter() {
+        if welcome.get(name).is_none() && name != "search_path" {
+            encode::parameter_status(out, name.as_bytes(), value.as_bytes())
+                .map_err(LoginError::Protocol)?;
+        }
+    }
+    encode::backend_key_data(out, cancel.pid, &cancel.key).map_err(LoginError::Protocol)?;
+    encode::ready_for_query(out, TransactionStatus::Idle);
+    Ok(())
+}

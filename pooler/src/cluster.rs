@@ -1,0 +1,280 @@
+//! The pooler's shared state: the live config and secrets, one pool per (database,
+//! user), connection budgets, client limits, the statement and cancel registries.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+use protocol::pg::auth::StoredSecret;
+use protocol::pg::sqlstate;
+
+use crate::cancel::CancelRegistry;
+use crate::config::{self, Config, DatabaseConfig, PoolMode, UserSecrets};
+use crate::login::LoginError;
+use crate::net::KeepaliveOptions;
+use crate::pool::{Budget, Pool, PoolSettings};
+use crate::server::{
+    ServerConnection, ServerConnector, ServerCredentials, ServerEndpoint, ServerParams,
+    ServerTarget,
+};
+use crate::session::SessionSettings;
+use crate::session::prepared::StatementRegistry;
+
+/// One (database, user) pool and what its sessions need to know about it.
+#[derive(Debug)]
+pub struct PoolEntry {
+    /// The server connections.
+    pub pool: Pool<ServerConnection>,
+    /// Database name as clients know it.
+    pub database: String,
+    /// User name as clients know it.
+    pub user: String,
+    /// Credentials used to log in to the server; SCRAM keys are learned from clients.
+    pub credentials: Arc<Mutex<ServerCredentials>>,
+    /// Effective settings.
+    pub settings: config::PoolSettings,
+    /// Parameters of the first server login, the basis of every client's welcome.
+    pub welcome: Mutex<Option<ServerParams>>,
+}
+
+/// Shared state of a running pooler.
+#[derive(Debug)]
+pub struct Pooler {
+    config: ArcSwap<Config>,
+    secrets: ArcSwap<UserSecrets>,
+    pools: Mutex<HashMap<(String, String), Arc<PoolEntry>>>,
+    db_budgets: Mutex<HashMap<String, Arc<Budget>>>,
+    user_budgets: Mutex<HashMap<String, Arc<Budget>>>,
+    /// Every distinct prepared statement.
+    pub statements: Arc<StatementRegistry>,
+    /// Cancel keys of logged-in clients.
+    pub cancels: Arc<CancelRegistry>,
+    clients: AtomicUsize,
+}
+
+/// A connected client's place in `max_client_conn`; freed on drop.
+#[derive(Debug)]
+pub struct ClientSlot {
+    pooler: Arc<Pooler>,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        self.pooler.clients.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Pooler {
+    /// State for `config` with the auth_file secrets `secrets`.
+    pub fn new(config: Config, secrets: UserSecrets) -> Arc<Self> {
+        Arc::new(Self {
+            config: ArcSwap::from_pointee(config),
+            secrets: ArcSwap::from_pointee(secrets),
+            pools: Mutex::new(HashMap::new()),
+            db_budgets: Mutex::new(HashMap::new()),
+            user_budgets: Mutex::new(HashMap::new()),
+            statements: Arc::new(StatementRegistry::default()),
+            cancels: Arc::new(CancelRegistry::default()),
+            clients: AtomicUsize::new(0),
+        })
+    }
+
+    /// The current config.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    /// Swaps in a reloaded config and secrets; pools pick up new sizes and timeouts.
+    pub fn reload(&self, config: Config, secrets: UserSecrets) {
+        self.config.store(Arc::new(config));
+        self.secrets.store(Arc::new(secrets));
+        let config = self.config();
+        for entry in self.pools.lock().values() {
+            let settings = config.pool_settings(&entry.database, &entry.user);
+            entry.pool.update_settings(pool_settings(&settings, &config));
+        }
+    }
+
+    /// Takes a place in `max_client_conn`.
+    pub fn admit_client(self: &Arc<Self>) -> Result<ClientSlot, LoginError> {
+        let max = self.config().general.max_client_conn as usize;
+        let previous = self.clients.fetch_add(1, Ordering::AcqRel);
+        let slot = ClientSlot { pooler: Arc::clone(self) };
+        if max > 0 && previous >= max {
+            return Err(LoginError::rejected(
+                sqlstate::TOO_MANY_CONNECTIONS,
+                "no more connections allowed (max_client_conn)",
+            ));
+        }
+        Ok(slot)
+    }
+
+    /// The secret of `user`: static users (sidecar) over auth_file.
+    pub fn secret(&self, user: &str) -> Option<StoredSecret> {
+        if let Some(secret) = self.config().static_users.get(user) {
+            return Some(secret.clone());
+        }
+        self.secrets.load().get(user).cloned()
+    }
+
+    /// Every pool, for the console and metrics.
+    pub fn pools(&self) -> Vec<Arc<PoolEntry>> {
+        self.pools.lock().values().cloned().collect()
+    }
+
+    /// The pool for a client of `database` logged in as `user`; creates it on first use.
+    pub fn pool_for(&self, database: &str, user: &str) -> Result<Arc<PoolEntry>, LoginError> {
+        let config = self.config();
+        let db = config.database(database).ok_or_else(|| {
+            LoginError::rejected(sqlstate::PROTOCOL_VIOLATION, format!("no such database: {database}"))
+        })?;
+        let server_user = db.user.clone().unwrap_or_else(|| user.to_owned());
+        let key = (database.to_owned(), server_user.clone());
+        if let Some(entry) = self.pools.lock().get(&key) {
+            return Ok(Arc::clone(entry));
+        }
+        let entry = Arc::new(self.new_pool(&config, &db, database, &server_user));
+        Ok(Arc::clone(self.pools.lock().entry(key).or_insert(entry)))
+    }
+
+    fn new_pool(&self, config: &Config, db: &DatabaseConfig, database: &str, user: &str) -> PoolEntry {
+        let settings = config.pool_settings(database, user);
+        let credentials = match (&db.user, &db.password) {
+            (Some(_), Some(password)) => ServerCredentials::Password(password.expose().to_owned()),
+            _ => match self.secret(user) {
+                Some(StoredSecret::Plain(p)) => ServerCredentials::Password(p),
+                Some(StoredSecret::Md5(s)) => ServerCredentials::Md5Secret(s),
+                _ => ServerCredentials::None,
+            },
+        };
+        let credentials = Arc::new(Mutex::new(credentials));
+        let target = server_target(config, db, user, Arc::clone(&credentials));
+        let budgets = self.budgets(database, user, &settings);
+        let pool = Pool::new(
+            format!("{database}/{user}"),
+            pool_settings(&settings, config),
+            Box::new(ServerConnector::new(target)),
+            budgets,
+        );
+        PoolEntry {
+            pool,
+            database: database.to_owned(),
+            user: user.to_owned(),
+            credentials,
+            settings,
+            welcome: Mutex::new(None),
+        }
+    }
+
+    fn budgets(&self, database: &str, user: &str, settings: &config::PoolSettings) -> Vec<Arc<Budget>> {
+        let get = |map: &Mutex<HashMap<String, Arc<Budget>>>, name: &str, max: u32| {
+            let mut map = map.lock();
+            let budget = map.entry(name.to_owned()).or_insert_with(|| Budget::new(name, max as usize));
+            budget.set_max(max as usize);
+            Arc::clone(budget)
+        };
+        vec![
+            get(&self.db_budgets, database, settings.max_db_connections),
+            get(&self.user_budgets, user, settings.max_user_connections),
+        ]
+    }
+
+    /// Session settings for a client of `entry`.
+    pub fn session_settings(&self, entry: &PoolEntry) -> SessionSettings {
+        let config = self.config();
+        let g = &config.general;
+        let s = &entry.settings;
+        SessionSettings {
+            pool_mode: s.pool_mode,
+            max_packet_size: g.max_packet_size as usize,
+            max_prepared_statements: g.max_prepared_statements as usize,
+            query_timeout: nonzero(s.query_timeout),
+            idle_transaction_timeout: nonzero(s.idle_transaction_timeout),
+            transaction_timeout: nonzero(s.transaction_timeout),
+            client_idle_timeout: nonzero(s.client_idle_timeout),
+            server_reset_query: Some(g.server_reset_query.clone()).filter(|q| !q.is_empty()),
+            is_reset_query_always: g.server_reset_query_always,
+        }
+    }
+}
+
+/// `0` means disabled in PgBouncer's settings.
+pub fn nonzero(d: Duration) -> Option<Duration> {
+    (!d.is_zero()).then_some(d)
+}
+
+fn pool_settings(s: &config::PoolSettings, config: &Config) -> PoolSettings {
+    let g = &config.general;
+    PoolSettings {
+        pool_size: s.pool_size as usize,
+        min_pool_size: s.min_pool_size as usize,
+        reserve_pool_size: s.reserve_pool_size as usize,
+        reserve_pool_timeout: nonzero(s.reserve_pool_timeout),
+        query_wait_timeout: nonzero(s.query_wait_timeout),
+        server_login_retry: g.server_login_retry,
+        server_lifetime: nonzero(s.server_lifetime),
+        server_idle_timeout: nonzero(s.server_idle_timeout),
+        is_round_robin: g.server_round_robin,
+    }
+}
+
+/// TCP keepalive options from `[pgbouncer]`.
+pub fn keepalive(config: &Config) -> KeepaliveOptions {
+    let g = &config.general;
+    let secs = |n: u32| (n > 0).then(|| Duration::from_secs(n.into()));
+    KeepaliveOptions {
+        is_enabled: g.tcp_keepalive,
+        idle: secs(g.tcp_keepidle),
+        interval: secs(g.tcp_keepintvl),
+        retries: (g.tcp_keepcnt > 0).then_some(g.tcp_keepcnt),
+        user_timeout: (g.tcp_user_timeout > 0)
+            .then(|| Duration::from_millis(g.tcp_user_timeout.into())),
+    }
+}
+
+fn server_target(
+    config: &Config,
+    db: &DatabaseConfig,
+    user: &str,
+    credentials: Arc<Mutex<ServerCredentials>>,
+) -> ServerTarget {
+    let g = &config.general;
+    // Host lists are served by the read/write split; a plain pool uses the first host.
+    let endpoint = match db.hosts.first() {
+        Some(h) => ServerEndpoint::new(&h.host, h.port.unwrap_or(db.port)),
+        None => ServerEndpoint::new(&g.unix_socket_dir, db.port),
+    };
+    let mut startup_params = Vec::new();
+    for (name, value) in [
+        ("client_encoding", &db.client_encoding),
+        ("datestyle", &db.datestyle),
+        ("timezone", &db.timezone),
+        ("application_name", &db.application_name),
+    ] {
+        if let Some(value) = value {
+            startup_params.push((name.to_owned(), value.clone()));
+        }
+    }
+    ServerTarget {
+        endpoint,
+        database: db.server_dbname().to_owned(),
+        user: user.to_owned(),
+        credentials,
+        startup_params,
+        connect_query: db.connect_query.clone(),
+        connect_timeout: nonzero(g.server_connect_timeout),
+        keepalive: keepalive(config),
+        max_prepared_statements: g.max_prepared_statements as usize,
+        max_packet_size: g.max_packet_size as usize,
+    }
+}
+
+impl PoolMode {
+    /// Whether servers are shared between clients between transactions.
+    pub fn is_shared(self) -> bool {
+        self != PoolMode::Session
+    }
+}

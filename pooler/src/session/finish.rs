@@ -1,0 +1,113 @@
+//! How a session ends: tell the client why (PgBouncer's FATAL messages), and give the
+//! server back clean (ROLLBACK, reset query) or close it.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use protocol::pg::encode::{self, ErrorResponse};
+use protocol::pg::{Severity, TransactionStatus, sqlstate};
+
+use super::{ClientSession, SessionError};
+use crate::config::PoolMode;
+use crate::pool::PoolError;
+
+/// How long cleaning a server after its client left may take before it is closed.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl ClientSession {
+    pub(super) async fn finish(&mut self, result: Result<(), SessionError>) {
+        let error = result.err();
+        if let Some(error) = &error
+            && let Some((code, message)) = client_message(error)
+        {
+            let mut out = std::mem::take(&mut self.client_out);
+            let frame = ErrorResponse {
+                severity: Severity::Fatal,
+                sqlstate: &code,
+                message: &message,
+                detail: None,
+                hint: None,
+            };
+            if encode::error_response(&mut out, &frame).is_ok() {
+                let write = self.client.write_all_buf(&mut out);
+                let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+            }
+            match error {
+                SessionError::ClientIo(_) | SessionError::ClientClosed => {}
+                other => tracing::info!("closing client connection: {other}"),
+            }
+        }
+        self.cancel.unlink();
+        self.return_server().await;
+    }
+
+    /// The client is gone: reuse its server if it can be made clean, else close it.
+    async fn return_server(&mut self) {
+        let Some(mut server) = self.server.take() else { return };
+        let is_quiet = self.exchange.is_idle() && self.server_out.is_empty();
+        if !is_quiet || server.is_close_needed() {
+            return; // dropped: closed, the server rolls back whatever was open
+        }
+        let max = self.settings.max_packet_size;
+        let is_session = self.settings.pool_mode == PoolMode::Session;
+        let reset = self
+            .settings
+            .server_reset_query
+            .clone()
+            .filter(|_| is_session || self.settings.is_reset_query_always);
+        let cleanup = async {
+            if self.status != TransactionStatus::Idle {
+                let result = server.simple_query("ROLLBACK", max).await.ok()?;
+                if result.status != Some(TransactionStatus::Idle) {
+                    return None;
+                }
+            }
+            if let Some(sql) = reset.as_deref() {
+                let result = server.simple_query(sql, max).await.ok()?;
+                if result.status != Some(TransactionStatus::Idle) {
+                    return None;
+                }
+                server.statements.clear();
+            }
+            Some(())
+        };
+        if let Ok(Some(())) = tokio::time::timeout(CLEANUP_TIMEOUT, cleanup).await {
+            server.checkin();
+        }
+    }
+}
+
+/// The SQLSTATE and message a client gets for `error`, or `None` to close silently.
+fn client_message(error: &SessionError) -> Option<(String, String)> {
+    let (code, message) = match error {
+        SessionError::ClientClosed | SessionError::ClientIo(_) => return None,
+        SessionError::ServerClosed(_) => (sqlstate::CONNECTION_FAILURE, error.to_string()),
+        SessionError::Pool(PoolError::ServerLogin(failure)) => {
+            let code = failure.sqlstate.clone();
+            let code = code.unwrap_or_else(|| sqlstate::CONNECTION_FAILURE.to_owned());
+            return Some((code, failure.message.clone()));
+        }
+        SessionError::Pool(PoolError::Closed(reason)) => {
+            (sqlstate::ADMIN_SHUTDOWN, (*reason).to_owned())
+        }
+        SessionError::Shutdown => (sqlstate::ADMIN_SHUTDOWN, error.to_string()),
+        SessionError::Pool(_)
+        | SessionError::Protocol(_)
+        | SessionError::ServerProtocol(_)
+        | SessionError::ServerParameter(_)
+        | SessionError::Fatal(_) => (sqlstate::PROTOCOL_VIOLATION, error.to_string()),
+    };
+    Some((code.to_owned(), message))
+}
+
+/// Writes a FATAL ErrorResponse into `out` (login-phase errors before a session exists).
+pub fn fatal(out: &mut BytesMut, code: &str, message: &str) {
+    let frame = ErrorResponse {
+        severity: Severity::Fatal,
+        sqlstate: code,
+        message,
+        detail: None,
+        hint: None,
+    };
+    let _ = encode::error_response(out, &frame);
+}

@@ -1,0 +1,454 @@
+//! One client connection after login: the `run` loop that links the client to a server
+//! for a transaction (or session, or statement), relays both ways, and releases the
+//! server exactly when it is clean.
+
+pub mod exchange;
+mod finish;
+
+pub use finish::fatal;
+pub mod params;
+pub mod prepared;
+pub mod relay;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use protocol::ProtocolError;
+use protocol::pg::{BackendTag, FrameSplitter, TransactionStatus, encode, peek_header};
+use tokio::io::{Interest, Ready};
+use tokio_util::sync::CancellationToken;
+
+use crate::cancel::CancelHandle;
+use crate::config::PoolMode;
+use crate::pool::{Pool, PoolError, PooledServer};
+use crate::server::ServerConnection;
+use exchange::{Exchange, Pending};
+use params::ClientParams;
+use prepared::{ClientStatements, StatementRegistry};
+use relay::{ClientFlow, Link};
+
+/// Buffered bytes in one direction above which the session stops reading the other side.
+const BACKPRESSURE_BYTES: usize = 256 * 1024;
+
+/// Why a session ended.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The client closed its connection or sent Terminate.
+    #[error("client closed the connection")]
+    ClientClosed,
+    /// Socket error on the client side.
+    #[error("client connection failed: {0}")]
+    ClientIo(std::io::Error),
+    /// The linked server went away.
+    #[error("server conn crashed?")]
+    ServerClosed(#[source] std::io::Error),
+    /// The client broke the protocol.
+    #[error("protocol error: {0}")]
+    Protocol(ProtocolError),
+    /// The server sent bytes that break the protocol.
+    #[error("server protocol error: {0}")]
+    ServerProtocol(ProtocolError),
+    /// Applying the client's parameters on a server failed.
+    #[error("invalid server parameter: {0}")]
+    ServerParameter(String),
+    /// No server could be had.
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    /// A condition PgBouncer answers with a FATAL error and a closed connection.
+    #[error("{0}")]
+    Fatal(&'static str),
+    /// The pooler is shutting down.
+    #[error("pooler is shutting down")]
+    Shutdown,
+}
+
+impl SessionError {
+    pub(crate) fn protocol(what: &'static str) -> Self {
+        Self::Protocol(ProtocolError::invalid(what))
+    }
+}
+
+/// Per-session settings, resolved from the config for this client's pool.
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    /// Session, transaction or statement pooling.
+    pub pool_mode: PoolMode,
+    /// `max_packet_size`.
+    pub max_packet_size: usize,
+    /// `max_prepared_statements` (0 = pass named statements through).
+    pub max_prepared_statements: usize,
+    /// `query_timeout`.
+    pub query_timeout: Option<Duration>,
+    /// `idle_transaction_timeout`.
+    pub idle_transaction_timeout: Option<Duration>,
+    /// `transaction_timeout`.
+    pub transaction_timeout: Option<Duration>,
+    /// `client_idle_timeout`.
+    pub client_idle_timeout: Option<Duration>,
+    /// `server_reset_query` (empty = none).
+    pub server_reset_query: Option<String>,
+    /// `server_reset_query_always`.
+    pub is_reset_query_always: bool,
+}
+
+/// A logged-in client connection.
+pub struct ClientSession {
+    client: crate::net::Stream,
+    client_in: BytesMut,
+    client_out: BytesMut,
+    server: Option<PooledServer<ServerConnection>>,
+    server_out: BytesMut,
+    exchange: Exchange,
+    status: TransactionStatus,
+    pool: Pool<ServerConnection>,
+    settings: SessionSettings,
+    statements: ClientStatements,
+    params: ClientParams,
+    registry: Arc<StatementRegistry>,
+    shutdown: CancellationToken,
+    cancel: CancelHandle,
+    last_client_activity: Instant,
+    linked_at: Instant,
+    last_request_at: Instant,
+    _admission: crate::cluster::ClientSlot,
+}
+
+impl ClientSession {
+    /// A session for a client that completed login. `client_in` may already hold the
+    /// first messages the client pipelined after its startup packet.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        client: crate::net::Stream,
+        client_in: BytesMut,
+        pool: Pool<ServerConnection>,
+        settings: SessionSettings,
+        params: ClientParams,
+        registry: Arc<StatementRegistry>,
+        shutdown: CancellationToken,
+        cancel: CancelHandle,
+        admission: crate::cluster::ClientSlot,
+    ) -> Self {
+        let now = Instant::now();
+        Self {
+            client,
+            client_in,
+            client_out: BytesMut::with_capacity(crate::net::READ_CHUNK),
+            server: None,
+            server_out: BytesMut::with_capacity(crate::net::READ_CHUNK),
+            exchange: Exchange::default(),
+            status: TransactionStatus::Idle,
+            pool,
+            settings,
+            statements: ClientStatements::default(),
+            params,
+            registry,
+            shutdown,
+            cancel,
+            last_client_activity: now,
+            linked_at: now,
+            last_request_at: now,
+            _admission: admission,
+        }
+    }
+
+    /// Serves the client until it leaves or fails, then releases or closes its server and
+    /// tells the client why it is being disconnected.
+    pub async fn run(mut self) {
+        let result = self.serve().await;
+        self.finish(result).await;
+    }
+
+    async fn serve(&mut self) -> Result<(), SessionError> {
+        loop {
+            if self.server.is_some() {
+                self.active_step().await?;
+                if self.is_releasable() {
+                    self.release();
+                }
+            } else if self.has_complete_frame()? {
+                self.link_server().await?;
+            } else {
+                self.idle_step().await?;
+            }
+        }
+    }
+
+    fn has_complete_frame(&self) -> Result<bool, SessionError> {
+        match peek_header(&self.client_in, self.settings.max_packet_size) {
+            Ok(Some(header)) => Ok(self.client_in.len() >= header.len),
+            Ok(None) => Ok(false),
+            Err(e) => Err(SessionError::Protocol(e)),
+        }
+    }
+
+    /// No server linked: wait for the client's next message.
+    async fn idle_step(&mut self) -> Result<(), SessionError> {
+        let idle_deadline = self.settings.client_idle_timeout.map(|t| self.last_client_activity + t);
+        let wanted = crate::net::interest(true, !self.client_out.is_empty());
+        let ready = tokio::select! {
+            biased;
+            () = self.shutdown.cancelled() => return Err(SessionError::Shutdown),
+            r = self.client.ready(wanted.unwrap_or(Interest::READABLE)) => r.map_err(SessionError::ClientIo)?,
+            () = sleep_until(idle_deadline), if idle_deadline.is_some() => {
+                return Err(SessionError::Fatal("client_idle_timeout"));
+            }
+        };
+        self.on_client_ready(ready)
+    }
+
+    /// Moves bytes to and from the client socket after a readiness event.
+    fn on_client_ready(&mut self, ready: Ready) -> Result<(), SessionError> {
+        if ready.is_writable() && !self.client_out.is_empty() {
+            self.client.try_write_buf(&mut self.client_out).map_err(SessionError::ClientIo)?;
+        }
+        if ready.is_readable() || ready.is_read_closed() {
+            let read = self.client.try_read_into(&mut self.client_in);
+            match read {
+                Ok(None) => {}
+                Ok(Some(n)) => self.on_client_read(Ok(n))?,
+                Err(e) => self.on_client_read(Err(e))?,
+            }
+        }
+        Ok(())
+    }
+
+    fn on_client_read(&mut self, read: std::io::Result<usize>) -> Result<(), SessionError> {
+        match read {
+            Ok(0) => Err(SessionError::ClientClosed),
+            Ok(n) => {
+                self.last_client_activity = Instant::now();
+                crate::stats::PoolStats::add(&self.pool.stats().bytes_received, n as u64);
+                Ok(())
+            }
+            Err(e) => Err(SessionError::ClientIo(e)),
+        }
+    }
+
+    /// Gets a server for the client's next transaction, watching the client meanwhile.
+    async fn link_server(&mut self) -> Result<(), SessionError> {
+        if self.is_terminate_next() {
+            return Err(SessionError::ClientClosed);
+        }
+        let waiting = self.pool.checkout();
+        let mut server = if waiting.is_ready() {
+            waiting.wait().await?
+        } else {
+            let wait = waiting.wait();
+            tokio::pin!(wait);
+            loop {
+                tokio::select! {
+                    server = &mut wait => break server?,
+                    r = self.client.read_into(&mut self.client_in) => self.on_client_read(r)?,
+                }
+            }
+        };
+        let stats = self.pool.stats();
+        crate::stats::PoolStats::add(&stats.server_assignment_count, 1);
+        crate::stats::PoolStats::add(&stats.wait_time_us, server.waited.as_micros() as u64);
+        if let Some(sql) = self.params.sync_query(&mut server.params) {
+            encode::query(&mut self.server_out, sql.as_bytes()).map_err(SessionError::Protocol)?;
+            self.exchange.push(Pending::InjectedQuery, &mut self.client_out);
+        }
+        self.cancel.link(&server);
+        self.linked_at = Instant::now();
+        self.server = Some(server);
+        Ok(())
+    }
+
+    fn is_terminate_next(&self) -> bool {
+        self.client_in.first() == Some(&protocol::pg::FrontendTag::Terminate.as_byte())
+    }
+
+    /// One round of relaying while a server is linked.
+    async fn active_step(&mut self) -> Result<(), SessionError> {
+        self.relay_client_frames()?;
+        let Self { client, client_out, server, server_out, .. } = self;
+        let Some(server) = server.as_mut() else { return Ok(()) };
+        if !server_out.is_empty() {
+            server.stream.try_write_buf(server_out).map_err(SessionError::ServerClosed)?;
+            self.last_request_at = Instant::now();
+        }
+        if !client_out.is_empty() {
+            client.try_write_buf(client_out).map_err(SessionError::ClientIo)?;
+        }
+        let (server_out, client_out) = (&self.server_out, &self.client_out);
+        if self.exchange.is_idle() && server_out.is_empty() {
+            let is_done = match self.settings.pool_mode {
+                PoolMode::Session => false,
+                _ => self.status == TransactionStatus::Idle,
+            };
+            if is_done {
+                return Ok(());
+            }
+        }
+        let can_read_client = server_out.len() < BACKPRESSURE_BYTES;
+        let can_read_server = client_out.len() < BACKPRESSURE_BYTES;
+        let client_wants = crate::net::interest(can_read_client, !client_out.is_empty());
+        let server_wants = crate::net::interest(can_read_server, !server_out.is_empty());
+        let deadline = self.deadline();
+        let Some(server) = self.server.as_deref() else { return Ok(()) };
+        tokio::select! {
+            r = server.stream.ready(server_wants.unwrap_or(Interest::READABLE)), if server_wants.is_some() => {
+                let ready = r.map_err(SessionError::ServerClosed)?;
+                self.on_server_ready(ready)?;
+            }
+            r = self.client.ready(client_wants.unwrap_or(Interest::READABLE)), if client_wants.is_some() => {
+                let ready = r.map_err(SessionError::ClientIo)?;
+                self.on_client_ready(ready)?;
+            }
+            () = sleep_until(deadline), if deadline.is_some() => return Err(self.timeout_error()),
+        }
+        Ok(())
+    }
+
+    /// Moves bytes to and from the server socket after a readiness event.
+    fn on_server_ready(&mut self, ready: Ready) -> Result<(), SessionError> {
+        let Some(server) = self.server.as_deref_mut() else { return Ok(()) };
+        if ready.is_writable() && !self.server_out.is_empty() {
+            server.stream.try_write_buf(&mut self.server_out).map_err(SessionError::ServerClosed)?;
+            self.last_request_at = Instant::now();
+        }
+        if ready.is_readable() || ready.is_read_closed() {
+            match server.stream.try_read_into(&mut server.read_buf) {
+                Ok(None) => {}
+                Ok(Some(0)) => {
+                    return Err(SessionError::ServerClosed(std::io::ErrorKind::UnexpectedEof.into()));
+                }
+                Ok(Some(_)) => self.relay_server_frames()?,
+                Err(e) => return Err(SessionError::ServerClosed(e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn link(&mut self) -> Option<Link<'_>> {
+        let server = self.server.as_deref_mut()?;
+        Some(Link {
+            server,
+            server_out: &mut self.server_out,
+            client_out: &mut self.client_out,
+            exchange: &mut self.exchange,
+            statements: &mut self.statements,
+            registry: &self.registry,
+            params: &mut self.params,
+            stats: self.pool.stats(),
+            is_renaming: self.settings.max_prepared_statements > 0
+                && self.settings.pool_mode != PoolMode::Session,
+        })
+    }
+
+    fn relay_client_frames(&mut self) -> Result<(), SessionError> {
+        let splitter = FrameSplitter::new(self.settings.max_packet_size);
+        let mut input = std::mem::take(&mut self.client_in);
+        let result = (|| {
+            let Some(mut link) = self.link() else { return Ok(()) };
+            while let Some(frame) = splitter.split(&mut input).map_err(SessionError::Protocol)? {
+                if link.client_frame(&frame)? == ClientFlow::Terminate {
+                    return Err(SessionError::ClientClosed);
+                }
+            }
+            Ok(())
+        })();
+        self.client_in = input;
+        result
+    }
+
+    fn relay_server_frames(&mut self) -> Result<(), SessionError> {
+        let max = self.settings.max_packet_size;
+        let Some(server) = self.server.as_deref_mut() else { return Ok(()) };
+        let mut input = std::mem::take(&mut server.read_buf);
+        let mut consumed = 0;
+        let mut last_status = None;
+        let result = (|| {
+            let Some(mut link) = self.link() else { return Ok(()) };
+            while let Some(header) =
+                peek_header(&input[consumed..], max).map_err(SessionError::ServerProtocol)?
+            {
+                let end = consumed + header.len;
+                let Some(frame) = input.get(consumed..end) else { break };
+                if let Some(status) = link.server_frame(frame, BackendTag::from_byte(header.tag))? {
+                    last_status = Some(status);
+                }
+                consumed = end;
+            }
+            Ok(())
+        })();
+        input.advance(consumed);
+        if let Some(server) = self.server.as_deref_mut() {
+            server.read_buf = input;
+        }
+        if let Some(status) = last_status {
+            self.on_ready_for_query(status)?;
+        }
+        result
+    }
+
+    fn on_ready_for_query(&mut self, status: TransactionStatus) -> Result<(), SessionError> {
+        let was_in_transaction = self.status != TransactionStatus::Idle;
+        self.status = status;
+        let stats = self.pool.stats();
+        if status == TransactionStatus::Idle {
+            crate::stats::PoolStats::add(&stats.xact_count, 1);
+            if !was_in_transaction {
+                crate::stats::PoolStats::add(&stats.query_count, 1);
+            }
+        }
+        if self.settings.pool_mode == PoolMode::Statement && status != TransactionStatus::Idle {
+            return Err(SessionError::Fatal(
+                "transaction blocks not allowed in statement pooling mode",
+            ));
+        }
+        Ok(())
+    }
+
+    fn is_releasable(&self) -> bool {
+        self.settings.pool_mode != PoolMode::Session
+            && self.status == TransactionStatus::Idle
+            && self.exchange.is_idle()
+            && self.server_out.is_empty()
+    }
+
+    /// Gives the server back after a completed transaction.
+    fn release(&mut self) {
+        let Some(server) = self.server.take() else { return };
+        self.cancel.unlink();
+        let stats = self.pool.stats();
+        crate::stats::PoolStats::add(&stats.xact_time_us, self.linked_at.elapsed().as_micros() as u64);
+        if server.is_close_needed() {
+            drop(server);
+        } else {
+            server.checkin();
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        let s = &self.settings;
+        let query = s.query_timeout.filter(|_| !self.exchange.is_idle()).map(|t| self.last_request_at + t);
+        let idle_tx = s
+            .idle_transaction_timeout
+            .filter(|_| self.exchange.is_idle() && self.status != TransactionStatus::Idle)
+            .map(|t| self.last_client_activity + t);
+        let tx = s.transaction_timeout.map(|t| self.linked_at + t);
+        [query, idle_tx, tx].into_iter().flatten().min()
+    }
+
+    fn timeout_error(&self) -> SessionError {
+        let now = Instant::now();
+        let s = &self.settings;
+        if s.transaction_timeout.is_some_and(|t| now >= self.linked_at + t) {
+            SessionError::Fatal("transaction timeout")
+        } else if self.exchange.is_idle() {
+            SessionError::Fatal("idle transaction timeout")
+        } else {
+            SessionError::Fatal("query timeout")
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,649 @@
+//! Captured RESP2/RESP3 byte sequences, split at every byte boundary and fed byte by byte:
+//! frame boundaries, decoded values and Redis' protocol-error texts must match the one-shot result.
+
+use bytes::{Bytes, BytesMut};
+use protocol::ProtocolError;
+use protocol::resp::{
+    RequestDecoder, RespFramer, RespLimits, RespScanner, Scan, Value, protocol_error_reason,
+};
+
+/// Replies as Redis 7 sends them, each one complete frame.
+const REPLY_FIXTURES: &[&[u8]] = &[
+    b"+OK\r\n",
+    b"-ERR unknown command 'foo', with args beginning with: \r\n",
+    b":1000\r\n",
+    b":-42\r\n",
+    b"$5\r\nvalue\r\n",
+    b"$0\r\n\r\n",
+    b"$-1\r\n",
+    b"*-1\r\n",
+    b"*0\r\n",
+    b"_\r\n",
+    b"#t\r\n",
+    b"#f\r\n",
+    b",3.14\r\n",
+    b",inf\r\n",
+    b",-inf\r\n",
+    b"(3492890328409238509324850943850943825024385\r\n",
+    b"=15\r\ntxt:Some string\r\n",
+    b"!21\r\nSYNTAX invalid syntax\r\n",
+    b"~2\r\n+a\r\n+b\r\n",
+    // SENTINEL get-master-addr-by-name
+    b"*2\r\n$9\r\n127.0.0.1\r\n$4\r\n6379\r\n",
+    // Nested arrays (ROLE on a master).
+    b"*3\r\n$6\r\nmaster\r\n:3129659\r\n*2\r\n*3\r\n$9\r\n127.0.0.1\r\n$4\r\n9001\r\n$7\r\n3129242\r\n*3\r\n$9\r\n127.0.0.1\r\n$4\r\n9002\r\n$7\r\n3129543\r\n",
+    b"*2\r\n*3\r\n:1\r\n:2\r\n:3\r\n*2\r\n+Foo\r\n-Bar\r\n",
+    // HELLO 3
+    b"%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.2.4\r\n$5\r\nproto\r\n:3\r\n$2\r\nid\r\n:5\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n",
+    // RESP3 pub/sub message
+    b">3\r\n$7\r\nmessage\r\n$7\r\nchannel\r\n$5\r\nhello\r\n",
+    // Attribute before a top-level value (RESP3 spec example).
+    b"|1\r\n+key-popularity\r\n%2\r\n$1\r\na\r\n,0.1923\r\n$1\r\nb\r\n,0.0012\r\n*2\r\n:2039123\r\n:9543892\r\n",
+    // Attribute on an array element.
+    b"*2\r\n:1\r\n|1\r\n+ttl\r\n:3600\r\n:2\r\n",
+    // Empty attribute, then the value.
+    b"|0\r\n+OK\r\n",
+    // Streamed string and aggregates.
+    b"$?\r\n;4\r\nHell\r\n;5\r\no wor\r\n;1\r\nd\r\n;0\r\n",
+    b"*?\r\n:1\r\n:2\r\n:3\r\n.\r\n",
+    b"%?\r\n+a\r\n:1\r\n+b\r\n:2\r\n.\r\n",
+    b"~?\r\n*?\r\n.\r\n$?\r\n;0\r\n.\r\n",
+];
+
+/// Feeds `chunks` to a scanner the way a forwarding proxy does (keeping only unconsumed bytes)
+/// and returns the end offset of every complete frame, or the first error.
+fn scan_boundaries<'a>(
+    chunks: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<Vec<usize>, ProtocolError> {
+    let mut scanner = RespScanner::default();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut consumed = 0;
+    let mut boundaries = Vec::new();
+    for chunk in chunks {
+        pending.extend_from_slice(chunk);
+        loop {
+            match scanner.scan(&pending)? {
+                Scan::Complete(n) => {
+                    assert!(n <= pending.len());
+                    consumed += n;
+                    pending.drain(..n);
+                    boundaries.push(consumed);
+                    if pending.is_empty() {
+                        break;
+                    }
+                }
+                Scan::Partial(n) => {
+                    assert!(n <= pending.len());
+                    consumed += n;
+                    pending.drain(..n);
+                    break;
+                }
+            }
+        }
+    }
+    Ok(boundaries)
+}
+
+/// Frame lengths found by a `RespFramer` over a buffer that grows by `chunks`.
+fn framer_lengths<'a>(
+    chunks: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<Vec<usize>, ProtocolError> {
+    let mut framer = RespFramer::default();
+    let mut buf = BytesMut::new();
+    let mut lengths = Vec::new();
+    for chunk in chunks {
+        buf.extend_from_slice(chunk);
+        while let Some(frame) = framer.next_frame(&mut buf)? {
+            lengths.push(frame.len());
+        }
+    }
+    Ok(lengths)
+}
+
+fn every_split(stream: &[u8]) -> impl Iterator<Item = [&[u8]; 2]> {
+    (0..=stream.len()).map(move |at| {
+        let (head, tail) = stream.split_at(at);
+        [head, tail]
+    })
+}
+
+fn byte_by_byte(stream: &[u8]) -> impl Iterator<Item = &[u8]> {
+    stream.chunks(1)
+}
+
+fn assert_stream_boundaries(stream: &[u8], expected: &[usize]) {
+    assert_eq!(
+        scan_boundaries([stream]).as_deref(),
+        Ok(expected),
+        "one shot"
+    );
+    for (at, split) in every_split(stream).enumerate() {
+        assert_eq!(
+            scan_boundaries(split).as_deref(),
+            Ok(expected),
+            "split at {at}"
+        );
+    }
+    assert_eq!(
+        scan_boundaries(byte_by_byte(stream)).as_deref(),
+        Ok(expected),
+        "byte by byte"
+    );
+    let lengths: Vec<usize> = expected
+        .iter()
+        .scan(0, |prev, &end| Some(end - std::mem::replace(prev, end)))
+        .collect();
+    assert_eq!(
+        framer_lengths(byte_by_byte(stream)),
+        Ok(lengths.clone()),
+        "framer byte by byte"
+    );
+    assert_eq!(framer_lengths([stream]), Ok(lengths), "framer one shot");
+}
+
+#[test]
+fn each_reply_fixture_is_one_frame_at_every_split() {
+    for fixture in REPLY_FIXTURES {
+        assert_stream_boundaries(fixture, &[fixture.len()]);
+        let decoded = Value::decode(fixture).unwrap_or_else(|e| panic!("{e} for {fixture:?}"));
+        let (value, len) = decoded.unwrap_or_else(|| panic!("incomplete {fixture:?}"));
+        assert_eq!(len, fixture.len(), "{fixture:?}");
+        let mut scanner = RespScanner::default();
+        assert_eq!(scanner.scan(fixture), Ok(Scan::Complete(len)));
+        if !value.is_null() {
+            assert_eq!(scanner.kind(), Some(value.kind()), "{fixture:?}");
+        }
+        // Every proper prefix is incomplete, never an error.
+        for cut in 0..fixture.len() {
+            assert_eq!(
+                Value::decode(&fixture[..cut]),
+                Ok(None),
+                "{fixture:?} cut at {cut}"
+            );
+        }
+    }
+}
+
+#[test]
+fn pipelined_replies_split_at_every_boundary() {
+    let stream: Vec<u8> = REPLY_FIXTURES.concat();
+    let expected: Vec<usize> = REPLY_FIXTURES
+        .iter()
+        .scan(0, |end, f| Some(*end + f.len()).inspect(|e| *end = *e))
+        .collect();
+    assert_stream_boundaries(&stream, &expected);
+}
+
+fn bulk(text: &str) -> Value {
+    Value::Bulk(Bytes::copy_from_slice(text.as_bytes()))
+}
+
+fn simple(text: &str) -> Value {
+    Value::Simple(Bytes::copy_from_slice(text.as_bytes()))
+}
+
+fn decode_all(frame: &[u8]) -> Value {
+    match Value::decode(frame) {
+        Ok(Some((value, len))) if len == frame.len() => value,
+        other => panic!("{other:?} for {frame:?}"),
+    }
+}
+
+#[test]
+fn decoded_values_match_the_captures() {
+    let hello = decode_all(REPLY_FIXTURES[22]);
+    assert_eq!(hello.get("proto").and_then(Value::as_integer), Some(3));
+    assert_eq!(hello.get("role").and_then(Value::as_str), Some("master"));
+    assert_eq!(
+        hello.get("modules").and_then(Value::as_array),
+        Some([].as_slice())
+    );
+    assert_eq!(hello.as_map().map(<[_]>::len), Some(7));
+
+    let mut framer = RespFramer::default();
+    assert_eq!(
+        framer.next_frame_len(REPLY_FIXTURES[23]),
+        Ok(Some(REPLY_FIXTURES[23].len()))
+    );
+    assert_eq!(framer.kind(), Some(protocol::resp::ValueKind::Push));
+    assert_eq!(
+        framer.next_frame_len(REPLY_FIXTURES[24]),
+        Ok(Some(REPLY_FIXTURES[24].len()))
+    );
+    assert_eq!(
+        framer.kind(),
+        Some(protocol::resp::ValueKind::Array),
+        "attributes do not count"
+    );
+    let push = decode_all(REPLY_FIXTURES[23]);
+    assert_eq!(
+        push,
+        Value::Push(vec![bulk("message"), bulk("channel"), bulk("hello")])
+    );
+
+    let attributed = decode_all(REPLY_FIXTURES[24]);
+    let Value::Attributed { attributes, value } = &attributed else {
+        panic!("{attributed:?}")
+    };
+    assert_eq!(attributes[0].0, simple("key-popularity"));
+    assert_eq!(
+        attributes[0].1,
+        Value::Map(vec![
+            (bulk("a"), Value::Double(0.1923)),
+            (bulk("b"), Value::Double(0.0012))
+        ])
+    );
+    assert_eq!(
+        **value,
+        Value::Array(vec![Value::Integer(2039123), Value::Integer(9543892)])
+    );
+    assert_eq!(attributed.as_array().map(<[_]>::len), Some(2));
+
+    assert_eq!(decode_all(REPLY_FIXTURES[27]), bulk("Hello word"));
+    assert_eq!(
+        decode_all(REPLY_FIXTURES[28]),
+        Value::Array(vec![
+            Value::Integer(1),
+            Value::Integer(2),
+            Value::Integer(3)
+        ])
+    );
+    assert_eq!(
+        decode_all(REPLY_FIXTURES[29]),
+        Value::Map(vec![
+            (simple("a"), Value::Integer(1)),
+            (simple("b"), Value::Integer(2))
+        ])
+    );
+    assert_eq!(
+        decode_all(REPLY_FIXTURES[30]),
+        Value::Set(vec![Value::Array(vec![]), bulk("")])
+    );
+    for null in [b"$-1\r\n".as_slice(), b"*-1\r\n", b"_\r\n"] {
+        assert!(decode_all(null).is_null());
+    }
+    assert_eq!(
+        decode_all(b"(3492890328409238509324850943850943825024385\r\n").as_str(),
+        Some("3492890328409238509324850943850943825024385")
+    );
+    assert_eq!(
+        decode_all(b"=15\r\ntxt:Some string\r\n"),
+        Value::Verbatim {
+            format: *b"txt",
+            text: Bytes::from_static(b"Some string")
+        }
+    );
+    assert!(decode_all(REPLY_FIXTURES[1]).is_error());
+    assert_eq!(
+        decode_all(b"!21\r\nSYNTAX invalid syntax\r\n").as_str(),
+        Some("SYNTAX invalid syntax")
+    );
+    let master = decode_all(REPLY_FIXTURES[19]);
+    let address = master.as_array().expect("array");
+    assert_eq!(
+        (address[0].as_str(), address[1].as_integer()),
+        (Some("127.0.0.1"), Some(6379))
+    );
+}
+
+#[test]
+fn large_array_reply_streams_in_chunks() {
+    let count = 20_000;
+    let mut stream = format!("*{count}\r\n").into_bytes();
+    for index in 0..count {
+        let member = format!("member:{index}");
+        stream.extend_from_slice(format!("${}\r\n{member}\r\n", member.len()).as_bytes());
+    }
+    stream.extend_from_slice(b"+OK\r\n");
+    let expected = [stream.len() - 5, stream.len()];
+    for chunk_len in [1, 2, 3, 7, 100, 4096, 16 * 1024] {
+        assert_eq!(
+            scan_boundaries(stream.chunks(chunk_len)).as_deref(),
+            Ok(expected.as_slice()),
+            "chunks of {chunk_len}"
+        );
+    }
+    assert_eq!(
+        framer_lengths(stream.chunks(16 * 1024)),
+        Ok(vec![expected[0], 5])
+    );
+    let (value, _) = Value::decode(&stream).expect("valid").expect("complete");
+    assert_eq!(value.as_array().map(<[_]>::len), Some(count));
+}
+
+#[test]
+fn large_bulk_is_consumed_as_it_arrives() {
+    let payload = vec![b'x'; 1 << 20];
+    let mut stream = format!("${}\r\n", payload.len()).into_bytes();
+    stream.extend_from_slice(&payload);
+    stream.extend_from_slice(b"\r\n");
+    let mut scanner = RespScanner::default();
+    let mut offset = 0;
+    for chunk in stream.chunks(10_000) {
+        match scanner.scan(chunk).expect("valid") {
+            // Nothing is held back: every byte of every read is forwarded at once.
+            Scan::Partial(n) => assert_eq!(n, chunk.len()),
+            Scan::Complete(n) => assert_eq!(offset + n, stream.len()),
+        }
+        offset += chunk.len();
+    }
+    assert!(scanner.is_idle());
+}
+
+/// A malformed reply stream and the error it must give, however it is split.
+fn assert_reply_error(stream: &[u8], expected: &ProtocolError) {
+    assert_eq!(
+        scan_boundaries([stream]).as_ref(),
+        Err(expected),
+        "one shot {stream:?}"
+    );
+    for (at, split) in every_split(stream).enumerate() {
+        assert_eq!(
+            scan_boundaries(split).as_ref(),
+            Err(expected),
+            "split at {at} of {stream:?}"
+        );
+    }
+    assert_eq!(
+        scan_boundaries(byte_by_byte(stream)).as_ref(),
+        Err(expected),
+        "byte by byte {stream:?}"
+    );
+    assert!(
+        Value::decode(stream).is_err(),
+        "Value::decode accepted {stream:?}"
+    );
+}
+
+#[test]
+fn malformed_replies_are_rejected_at_every_split() {
+    let invalid = ProtocolError::invalid;
+    assert_reply_error(b"$-2\r\n", &invalid("RESP length"));
+    assert_reply_error(b"$3\r\nfooXY", &invalid("CRLF after RESP bulk payload"));
+    assert_reply_error(b"$3\r\nfoo\rX", &invalid("CRLF after RESP bulk payload"));
+    assert_reply_error(b":12a\r\n", &invalid("RESP integer"));
+    assert_reply_error(b":99999999999999999999\r\n", &invalid("RESP integer"));
+    assert_reply_error(b"#x\r\n", &invalid("RESP boolean"));
+    assert_reply_error(b"*-2\r\n", &invalid("RESP aggregate count"));
+    assert_reply_error(b"%-1\r\n", &invalid("RESP aggregate count"));
+    assert_reply_error(b",abc\r\n", &invalid("RESP double"));
+    assert_reply_error(b"(12x\r\n", &invalid("RESP big number"));
+    assert_reply_error(b"_x\r\n", &invalid("RESP null"));
+    assert_reply_error(b"?\r\n", &invalid("RESP type byte"));
+    assert_reply_error(b"+OK\n", &invalid("RESP line terminator"));
+    assert_reply_error(b"$?\r\n:1\r\n", &invalid("RESP streamed string chunk"));
+    assert_reply_error(
+        b"%?\r\n+a\r\n.\r\n",
+        &invalid("RESP streamed aggregate end"),
+    );
+    assert_reply_error(
+        b"$99999999999\r\n",
+        &ProtocolError::TooLarge {
+            what: "RESP bulk string",
+            len: 99_999_999_999,
+            max: 512 * 1024 * 1024,
+        },
+    );
+    assert_reply_error(
+        b"*2147483648\r\n",
+        &ProtocolError::TooLarge {
+            what: "RESP aggregate",
+            len: 2_147_483_648,
+            max: i32::MAX as u64,
+        },
+    );
+    let nested = "*1\r\n".repeat(129);
+    assert_reply_error(
+        nested.as_bytes(),
+        &ProtocolError::TooLarge {
+            what: "RESP nesting depth",
+            len: 129,
+            max: 128,
+        },
+    );
+}
+
+#[test]
+fn huge_announced_counts_wait_without_allocating() {
+    let mut scanner = RespScanner::default();
+    assert_eq!(scanner.scan(b"*2147483647\r\n"), Ok(Scan::Partial(13)));
+    assert_eq!(Value::decode(b"*2147483647\r\n:1\r\n"), Ok(None));
+    let mut framer = RespFramer::new(RespLimits::default());
+    assert_eq!(framer.next_frame_len(b"$536870912\r\nabc"), Ok(None));
+}
+
+/// Every request of `chunks`, as argument lists, or the first error.
+fn decode_requests<'a>(
+    chunks: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<Vec<Vec<Vec<u8>>>, ProtocolError> {
+    let mut decoder = RequestDecoder::default();
+    let mut buf = BytesMut::new();
+    let mut requests = Vec::new();
+    for chunk in chunks {
+        buf.extend_from_slice(chunk);
+        while let Some(request) = decoder.decode(&mut buf)? {
+            // The forwarded form must itself be a well-formed multibulk of the same arguments.
+            let mut again = BytesMut::from(request.as_bytes().as_ref());
+            let reparsed = RequestDecoder::default()
+                .decode(&mut again)?
+                .expect("complete");
+            assert_eq!(
+                reparsed.args().collect::<Vec<_>>(),
+                request.args().collect::<Vec<_>>()
+            );
+            requests.push(request.args().map(<[u8]>::to_vec).collect());
+        }
+    }
+    Ok(requests)
+}
+
+fn args(list: &[&str]) -> Vec<Vec<u8>> {
+    list.iter().map(|arg| arg.as_bytes().to_vec()).collect()
+}
+
+#[test]
+fn pipelined_and_inline_requests_at_every_split() {
+    let stream: &[u8] =
+        b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n\
+PING\r\n\r\nset a \"b c\"\r\n*0\r\n*-1\r\n  get   key  \n\
+echo \"\\x41\\n\\\"q\\\"\" 'it\\'s' \"\"\r\n\
+*1\r\n$4\r\nPING\r\nx\"y z\" w\r\n";
+    let expected = vec![
+        args(&["SET", "key", "value"]),
+        args(&["GET", "key"]),
+        args(&["PING"]),
+        args(&["set", "a", "b c"]),
+        args(&["get", "key"]),
+        args(&["echo", "A\n\"q\"", "it's", ""]),
+        args(&["PING"]),
+        args(&["xy z", "w"]),
+    ];
+    assert_eq!(decode_requests([stream]), Ok(expected.clone()), "one shot");
+    for (at, split) in every_split(stream).enumerate() {
+        assert_eq!(
+            decode_requests(split),
+            Ok(expected.clone()),
+            "split at {at}"
+        );
+    }
+    assert_eq!(
+        decode_requests(byte_by_byte(stream)),
+        Ok(expected),
+        "byte by byte"
+    );
+}
+
+#[test]
+fn inline_commands_become_multibulk() {
+    let mut buf = BytesMut::from(&b"set a \"b c\"\r\n"[..]);
+    let request = RequestDecoder::default()
+        .decode(&mut buf)
+        .expect("valid")
+        .expect("complete");
+    assert_eq!(
+        request.as_bytes().as_ref(),
+        b"*3\r\n$3\r\nset\r\n$1\r\na\r\n$3\r\nb c\r\n"
+    );
+    assert!(request.is_command("SET"));
+    assert!(buf.is_empty());
+}
+
+/// A malformed request stream and Redis' reason text, however it is split.
+fn assert_request_error(stream: &[u8], reason: &str) {
+    let check = |outcome: Result<Vec<Vec<Vec<u8>>>, ProtocolError>, how: &str| match outcome {
+        Err(error) => assert_eq!(protocol_error_reason(&error), reason, "{how} {stream:?}"),
+        Ok(requests) => panic!("{how} {stream:?} decoded to {requests:?}"),
+    };
+    check(decode_requests([stream]), "one shot");
+    if stream.len() < 1000 {
+        for (at, split) in every_split(stream).enumerate() {
+            check(decode_requests(split), &format!("split at {at}"));
+        }
+        check(decode_requests(byte_by_byte(stream)), "byte by byte");
+    }
+}
+
+#[test]
+fn malformed_requests_give_redis_error_texts() {
+    assert_request_error(b"*abc\r\n", "invalid multibulk length");
+    assert_request_error(b"*01\r\n", "invalid multibulk length");
+    assert_request_error(b"*3000000000\r\n", "invalid multibulk length");
+    assert_request_error(b"*1\n$4\r\nPING\r\n", "invalid multibulk length");
+    assert_request_error(b"*1\r\n+foo\r\n", "expected '$', got '+'");
+    assert_request_error(b"*2\r\n$3\r\nGET\r\n:1\r\n", "expected '$', got ':'");
+    assert_request_error(b"*1\r\n\r\n", "expected '$', got ' '");
+    assert_request_error(b"*1\r\n$-1\r\n", "invalid bulk length");
+    assert_request_error(b"*1\r\n$abc\r\n", "invalid bulk length");
+    assert_request_error(b"*1\r\n$600000000\r\n", "invalid bulk length");
+    assert_request_error(b"*1\r\n$99999999999\r\n", "invalid bulk length");
+    assert_request_error(b"set a \"b\r\n", "unbalanced quotes in request");
+    assert_request_error(b"set a \"b\"c\r\n", "unbalanced quotes in request");
+    assert_request_error(b"set 'a\r\n", "unbalanced quotes in request");
+    assert_request_error(b"set 'a'b\n", "unbalanced quotes in request");
+    assert_request_error(&vec![b'a'; 70_000], "too big inline request");
+    let mut count = b"*".to_vec();
+    count.extend(std::iter::repeat_n(b'1', 70_000));
+    assert_request_error(&count, "too big mbulk count string");
+    let mut length = b"*1\r\n$".to_vec();
+    length.extend(std::iter::repeat_n(b'1', 70_000));
+    assert_request_error(&length, "too big bulk count string");
+}
+
+#[test]
+fn huge_announced_request_counts_wait_without_allocating() {
+    let mut decoder = RequestDecoder::default();
+    let mut buf = BytesMut::from(&b"*2147483647\r\n$3\r\nGET\r\n"[..]);
+    assert_eq!(decoder.decode(&mut buf), Ok(None));
+    assert_eq!(
+        buf.len(),
+        22,
+        "nothing consumed before the request is complete"
+    );
+    let mut buf = BytesMut::from(&b"*1\r\n$536870912\r\nabc"[..]);
+    assert_eq!(RequestDecoder::default().decode(&mut buf), Ok(None));
+}
+
+#[test]
+fn request_accessors_and_key_specs() {
+    let request =
+        protocol::resp::Request::from_args(&[b"mset", b"k1", b"v1", b"k2", b"v2", b"k3", b"v3"]);
+    assert!(request.is_command("MSET"));
+    assert!(!request.is_command("MSETNX"));
+    assert_eq!(request.argc(), 7);
+    assert_eq!(request.arg(6), Some(b"v3".as_slice()));
+    assert_eq!(request.arg(7), None);
+    assert_eq!(request.arg_bytes(1).as_deref(), Some(b"k1".as_slice()));
+    let keys = |first, last, step| -> Vec<&[u8]> {
+        request
+            .keys(protocol::resp::KeySpec { first, last, step })
+            .collect()
+    };
+    assert_eq!(keys(1, -1, 2), [b"k1", b"k2", b"k3"]);
+    assert_eq!(keys(1, 1, 1), [b"k1"]);
+    assert_eq!(keys(1, -2, 1).len(), 5);
+    assert_eq!(keys(0, 0, 0), Vec::<&[u8]>::new());
+    assert_eq!(keys(5, 100, 1), [b"k3", b"v3"]);
+    assert_eq!(keys(3, 2, 1), Vec::<&[u8]>::new());
+    assert_eq!(keys(1, -100, 1), Vec::<&[u8]>::new());
+    assert_eq!(keys(1, -1, 0), Vec::<&[u8]>::new());
+    let empty = protocol::resp::Request::from_args(&[]);
+    assert_eq!(
+        (empty.name(), empty.argc(), empty.as_bytes().as_ref()),
+        (b"".as_slice(), 0, b"*0\r\n".as_slice())
+    );
+    let mut wire = BytesMut::new();
+    protocol::resp::encode_command(
+        &mut wire,
+        &[b"SENTINEL", b"get-master-addr-by-name", b"mymaster"],
+    );
+    assert_eq!(
+        wire.as_ref(),
+        b"*3\r\n$8\r\nSENTINEL\r\n$23\r\nget-master-addr-by-name\r\n$8\r\nmymaster\r\n"
+    );
+    assert_eq!(
+        wire.as_ref(),
+        protocol::resp::Request::from_args(&[b"SENTINEL", b"get-master-addr-by-name", b"mymaster"])
+            .as_bytes()
+            .as_ref()
+    );
+}
+
+#[test]
+fn reply_encoders_match_redis_bytes() {
+    use protocol::resp::RespVersion::{Resp2, Resp3};
+    use protocol::resp::reply::*;
+    fn enc(write: impl Fn(&mut BytesMut)) -> Bytes {
+        let mut buf = BytesMut::new();
+        write(&mut buf);
+        buf.freeze()
+    }
+    let cases = [
+        (enc(|b| simple(b, "PONG")), "+PONG\r\n"),
+        (
+            enc(|b| error(b, "ERR bad\r\nthing\n")),
+            "-ERR bad  thing \r\n",
+        ),
+        (enc(|b| integer(b, i64::MIN)), ":-9223372036854775808\r\n"),
+        (enc(|b| integer(b, 0)), ":0\r\n"),
+        (enc(|b| bulk(b, b"a\r\nb")), "$4\r\na\r\nb\r\n"),
+        (enc(|b| null(b, Resp2)), "$-1\r\n"),
+        (enc(|b| null(b, Resp3)), "_\r\n"),
+        (enc(|b| null_array(b, Resp2)), "*-1\r\n"),
+        (enc(|b| null_array(b, Resp3)), "_\r\n"),
+        (enc(|b| array_header(b, 3)), "*3\r\n"),
+        (enc(|b| map_header(b, 7, Resp2)), "*14\r\n"),
+        (enc(|b| map_header(b, 7, Resp3)), "%7\r\n"),
+        (enc(|b| set_header(b, 2, Resp2)), "*2\r\n"),
+        (enc(|b| set_header(b, 2, Resp3)), "~2\r\n"),
+        (enc(|b| push_header(b, 3, Resp2)), "*3\r\n"),
+        (enc(|b| push_header(b, 3, Resp3)), ">3\r\n"),
+        (enc(|b| attribute_header(b, 1)), "|1\r\n"),
+        (enc(|b| boolean(b, true, Resp2)), ":1\r\n"),
+        (enc(|b| boolean(b, false, Resp3)), "#f\r\n"),
+        (enc(|b| double(b, 3.5, Resp3)), ",3.5\r\n"),
+        (enc(|b| double(b, 1e300, Resp3)), ",1e300\r\n"),
+        (enc(|b| double(b, f64::NEG_INFINITY, Resp3)), ",-inf\r\n"),
+        (enc(|b| double(b, f64::NAN, Resp3)), ",nan\r\n"),
+        (enc(|b| double(b, 3.5, Resp2)), "$3\r\n3.5\r\n"),
+        (
+            enc(|b| verbatim(b, *b"txt", b"Some text", Resp3)),
+            "=13\r\ntxt:Some text\r\n",
+        ),
+        (
+            enc(|b| verbatim(b, *b"txt", b"Some text", Resp2)),
+            "$9\r\nSome text\r\n",
+        ),
+        (
+            enc(|b| big_number(b, b"-12345678901234567890", Resp3)),
+            "(-12345678901234567890\r\n",
+        ),
+        (
+            enc(|b| blob_error(b, b"ERR a\nb", Resp3)),
+            "!7\r\nERR a\nb\r\n",
+        ),
+        (enc(|b| blob_error(b, b"ERR a\nb", Resp2)), "-ERR a b\r\n"),
+    ];
+    for (index, (encoded, expected)) in cases.iter().enumerate() {
+        assert_eq!(encoded, expected, "case {index}");
+    }
+}

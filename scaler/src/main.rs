@@ -1,0 +1,9 @@
+//! The `scaler` binary: command line, logging, signals.
+#![forbid(unsafe_code)]
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() {
+    println!("scaler: not implemented yet");
+}
