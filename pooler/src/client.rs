@@ -92,7 +92,13 @@ async fn login(
         AuthType::Md5 => ClientAuthMethod::Md5,
         _ => ClientAuthMethod::Scram,
     };
-    let secret = pooler.secret(&user);
+    let (secret, is_from_auth_query) = match pooler.secret(&user) {
+        Some(secret) => (Some(secret), false),
+        None => match crate::login::auth_query::lookup(pooler, &database, &user).await? {
+            crate::login::auth_query::Lookup::Found(secret) => (secret, true),
+            crate::login::auth_query::Lookup::NotConfigured => (None, false),
+        },
+    };
     if secret.is_none() && g.auth_type != AuthType::Any {
         return Err(LoginError::auth("password authentication failed"));
     }
@@ -101,7 +107,10 @@ async fn login(
     }
     let keys =
         authenticate(stream, input, method, &user, secret.as_ref(), g.scram_iterations).await?;
-    let entry = pooler.pool_for(&database, &user)?;
+    let learned = secret.as_ref().filter(|_| is_from_auth_query);
+    let entry = pooler.pool_for(&database, &user, learned)?;
+    let mut admission = admission;
+    pooler.admit_to_pool(&mut admission, &entry)?;
     if let Some(keys) = keys {
         let mut credentials = entry.credentials.lock();
         if matches!(*credentials, ServerCredentials::None) {

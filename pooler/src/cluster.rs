@@ -53,18 +53,42 @@ pub struct Pooler {
     /// Cancel keys of logged-in clients.
     pub cancels: Arc<CancelRegistry>,
     clients: AtomicUsize,
+    client_counts: Mutex<ClientCounts>,
 }
 
-/// A connected client's place in `max_client_conn`; freed on drop.
+/// A connected client's place in `max_client_conn` and, once it logged in, in
+/// `max_db_client_connections` / `max_user_client_connections`; freed on drop.
 #[derive(Debug)]
 pub struct ClientSlot {
     pooler: Arc<Pooler>,
+    database_user: Option<(String, String)>,
 }
 
 impl Drop for ClientSlot {
     fn drop(&mut self) {
         self.pooler.clients.fetch_sub(1, Ordering::AcqRel);
+        if let Some((database, user)) = &self.database_user {
+            let mut counts = self.pooler.client_counts.lock();
+            decrement(&mut counts.by_database, database);
+            decrement(&mut counts.by_user, user);
+        }
     }
+}
+
+fn decrement(map: &mut HashMap<String, usize>, key: &str) {
+    if let Some(n) = map.get_mut(key) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            map.remove(key);
+        }
+    }
+}
+
+/// Logged-in clients per database and per user.
+#[derive(Debug, Default)]
+struct ClientCounts {
+    by_database: HashMap<String, usize>,
+    by_user: HashMap<String, usize>,
 }
 
 impl Pooler {
@@ -79,6 +103,7 @@ impl Pooler {
             statements: Arc::new(StatementRegistry::default()),
             cancels: Arc::new(CancelRegistry::default()),
             clients: AtomicUsize::new(0),
+            client_counts: Mutex::new(ClientCounts::default()),
         })
     }
 
@@ -102,7 +127,7 @@ impl Pooler {
     pub fn admit_client(self: &Arc<Self>) -> Result<ClientSlot, LoginError> {
         let max = self.config().general.max_client_conn as usize;
         let previous = self.clients.fetch_add(1, Ordering::AcqRel);
-        let slot = ClientSlot { pooler: Arc::clone(self) };
+        let slot = ClientSlot { pooler: Arc::clone(self), database_user: None };
         if max > 0 && previous >= max {
             return Err(LoginError::rejected(
                 sqlstate::TOO_MANY_CONNECTIONS,
@@ -110,6 +135,32 @@ impl Pooler {
             ));
         }
         Ok(slot)
+    }
+
+    /// Counts a logged-in client against `max_db_client_connections` and
+    /// `max_user_client_connections` of its pool.
+    pub fn admit_to_pool(&self, slot: &mut ClientSlot, entry: &PoolEntry) -> Result<(), LoginError> {
+        let s = &entry.settings;
+        let mut counts = self.client_counts.lock();
+        let db = counts.by_database.get(&entry.database).copied().unwrap_or(0);
+        let user = counts.by_user.get(&entry.user).copied().unwrap_or(0);
+        let over = |max: u32, n: usize| max > 0 && n >= max as usize;
+        if over(s.max_db_client_connections, db) {
+            return Err(LoginError::rejected(
+                sqlstate::TOO_MANY_CONNECTIONS,
+                "client connections exceeded (max_db_client_connections)",
+            ));
+        }
+        if over(s.max_user_client_connections, user) {
+            return Err(LoginError::rejected(
+                sqlstate::TOO_MANY_CONNECTIONS,
+                "client connections exceeded (max_user_client_connections)",
+            ));
+        }
+        *counts.by_database.entry(entry.database.clone()).or_default() += 1;
+        *counts.by_user.entry(entry.user.clone()).or_default() += 1;
+        slot.database_user = Some((entry.database.clone(), entry.user.clone()));
+        Ok(())
     }
 
     /// The secret of `user`: static users (sidecar) over auth_file.
@@ -126,7 +177,14 @@ impl Pooler {
     }
 
     /// The pool for a client of `database` logged in as `user`; creates it on first use.
-    pub fn pool_for(&self, database: &str, user: &str) -> Result<Arc<PoolEntry>, LoginError> {
+    /// `secret` is the client's secret when it came from `auth_query` rather than the
+    /// auth_file.
+    pub fn pool_for(
+        &self,
+        database: &str,
+        user: &str,
+        secret: Option<&StoredSecret>,
+    ) -> Result<Arc<PoolEntry>, LoginError> {
         let config = self.config();
         let db = config.database(database).ok_or_else(|| {
             LoginError::rejected(sqlstate::PROTOCOL_VIOLATION, format!("no such database: {database}"))
@@ -134,21 +192,30 @@ impl Pooler {
         let server_user = db.user.clone().unwrap_or_else(|| user.to_owned());
         let key = (database.to_owned(), server_user.clone());
         if let Some(entry) = self.pools.lock().get(&key) {
+            if let Some(secret) = secret {
+                let mut credentials = entry.credentials.lock();
+                if matches!(*credentials, ServerCredentials::None) {
+                    *credentials = server_credentials(Some(secret.clone()));
+                }
+            }
             return Ok(Arc::clone(entry));
         }
-        let entry = Arc::new(self.new_pool(&config, &db, database, &server_user));
+        let entry = Arc::new(self.new_pool(&config, &db, database, &server_user, secret));
         Ok(Arc::clone(self.pools.lock().entry(key).or_insert(entry)))
     }
 
-    fn new_pool(&self, config: &Config, db: &DatabaseConfig, database: &str, user: &str) -> PoolEntry {
+    fn new_pool(
+        &self,
+        config: &Config,
+        db: &DatabaseConfig,
+        database: &str,
+        user: &str,
+        secret: Option<&StoredSecret>,
+    ) -> PoolEntry {
         let settings = config.pool_settings(database, user);
         let credentials = match (&db.user, &db.password) {
             (Some(_), Some(password)) => ServerCredentials::Password(password.expose().to_owned()),
-            _ => match self.secret(user) {
-                Some(StoredSecret::Plain(p)) => ServerCredentials::Password(p),
-                Some(StoredSecret::Md5(s)) => ServerCredentials::Md5Secret(s),
-                _ => ServerCredentials::None,
-            },
+            _ => server_credentials(self.secret(user).or_else(|| secret.cloned())),
         };
         let credentials = Arc::new(Mutex::new(credentials));
         let target = server_target(config, db, user, Arc::clone(&credentials));
@@ -197,7 +264,22 @@ impl Pooler {
             client_idle_timeout: nonzero(s.client_idle_timeout),
             server_reset_query: Some(g.server_reset_query.clone()).filter(|q| !q.is_empty()),
             is_reset_query_always: g.server_reset_query_always,
+            server_check: match g.server_check() {
+                config::ServerCheck::Disabled => None,
+                config::ServerCheck::EmptyQuery => Some((g.server_check_delay, String::new())),
+                config::ServerCheck::Query(q) => Some((g.server_check_delay, q.to_owned())),
+            },
         }
+    }
+}
+
+/// What the pooler can log in to the server with, given the user's stored secret. A
+/// SCRAM secret needs the keys of a client's SCRAM login first.
+fn server_credentials(secret: Option<StoredSecret>) -> ServerCredentials {
+    match secret {
+        Some(StoredSecret::Plain(p)) => ServerCredentials::Password(p),
+        Some(StoredSecret::Md5(s)) => ServerCredentials::Md5Secret(s),
+        _ => ServerCredentials::None,
     }
 }
 

@@ -33,8 +33,8 @@ const REPLY_FIXTURES: &[&[u8]] = &[
     // Nested arrays (ROLE on a master).
     b"*3\r\n$6\r\nmaster\r\n:3129659\r\n*2\r\n*3\r\n$9\r\n127.0.0.1\r\n$4\r\n9001\r\n$7\r\n3129242\r\n*3\r\n$9\r\n127.0.0.1\r\n$4\r\n9002\r\n$7\r\n3129543\r\n",
     b"*2\r\n*3\r\n:1\r\n:2\r\n:3\r\n*2\r\n+Foo\r\n-Bar\r\n",
-    // HELLO 3
-    b"%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.2.4\r\n$5\r\nproto\r\n:3\r\n$2\r\nid\r\n:5\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n",
+    // HELLO 3 (captured from redis-server 7.0.15)
+    b"%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n7.0.15\r\n$5\r\nproto\r\n:3\r\n$2\r\nid\r\n:3\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n",
     // RESP3 pub/sub message
     b">3\r\n$7\r\nmessage\r\n$7\r\nchannel\r\n$5\r\nhello\r\n",
     // Attribute before a top-level value (RESP3 spec example).
@@ -48,6 +48,17 @@ const REPLY_FIXTURES: &[&[u8]] = &[
     b"*?\r\n:1\r\n:2\r\n:3\r\n.\r\n",
     b"%?\r\n+a\r\n:1\r\n+b\r\n:2\r\n.\r\n",
     b"~?\r\n*?\r\n.\r\n$?\r\n;0\r\n.\r\n",
+    // Captured from redis-server 7.0.15 in RESP3 (`DEBUG PROTOCOL <type>`, LRANGE, tracking, pub/sub).
+    b"|1\r\n$14\r\nkey-popularity\r\n*2\r\n$7\r\nkey:123\r\n:90\r\n$39\r\nSome real reply following the attribute\r\n",
+    b"(1234567999999999999999999999999999999\r\n",
+    b"=29\r\ntxt:This is a verbatim\nstring\r\n",
+    b",3.141\r\n",
+    b"%3\r\n:0\r\n#f\r\n:1\r\n#t\r\n:2\r\n#f\r\n",
+    b"~3\r\n:0\r\n:1\r\n:2\r\n",
+    b"*3\r\n$1\r\na\r\n$4\r\nb\r\nc\r\n$0\r\n\r\n",
+    b"%0\r\n",
+    b">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n",
+    b">3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n",
 ];
 
 /// Feeds `chunks` to a scanner the way a forwarding proxy does (keeping only unconsumed bytes)
@@ -88,16 +99,28 @@ fn scan_boundaries<'a>(
 fn framer_lengths<'a>(
     chunks: impl IntoIterator<Item = &'a [u8]>,
 ) -> Result<Vec<usize>, ProtocolError> {
+    Ok(framer_frames(chunks)?
+        .into_iter()
+        .map(|(len, _)| len)
+        .collect())
+}
+
+/// Frames found by a `RespFramer` over a buffer that grows by `chunks`, with their values.
+fn framer_frames<'a>(
+    chunks: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<Vec<(usize, Value)>, ProtocolError> {
     let mut framer = RespFramer::default();
     let mut buf = BytesMut::new();
-    let mut lengths = Vec::new();
+    let mut frames = Vec::new();
     for chunk in chunks {
         buf.extend_from_slice(chunk);
         while let Some(frame) = framer.next_frame(&mut buf)? {
-            lengths.push(frame.len());
+            let (value, len) = Value::decode(&frame)?.expect("a framed value is complete");
+            assert_eq!(len, frame.len());
+            frames.push((len, value));
         }
     }
-    Ok(lengths)
+    Ok(frames)
 }
 
 fn every_split(stream: &[u8]) -> impl Iterator<Item = [&[u8]; 2]> {
@@ -139,6 +162,10 @@ fn assert_stream_boundaries(stream: &[u8], expected: &[usize]) {
         "framer byte by byte"
     );
     assert_eq!(framer_lengths([stream]), Ok(lengths), "framer one shot");
+    let one_shot = framer_frames([stream]);
+    for (at, split) in every_split(stream).enumerate() {
+        assert_eq!(framer_frames(split), one_shot, "values split at {at}");
+    }
 }
 
 #[test]
@@ -278,12 +305,61 @@ fn decoded_values_match_the_captures() {
         decode_all(b"!21\r\nSYNTAX invalid syntax\r\n").as_str(),
         Some("SYNTAX invalid syntax")
     );
+    let attributed = decode_all(REPLY_FIXTURES[31]);
+    let Value::Attributed { attributes, value } = &attributed else {
+        panic!("{attributed:?}")
+    };
+    let popularity = Value::Array(vec![bulk("key:123"), Value::Integer(90)]);
+    assert_eq!(attributes, &vec![(bulk("key-popularity"), popularity)]);
+    assert_eq!(
+        attributed.as_str(),
+        Some("Some real reply following the attribute")
+    );
+    assert_eq!(value.kind(), protocol::resp::ValueKind::Bulk);
+    assert_eq!(
+        decode_all(REPLY_FIXTURES[33]),
+        Value::Verbatim {
+            format: *b"txt",
+            text: Bytes::from_static(b"This is a verbatim\nstring")
+        }
+    );
+    let map = decode_all(REPLY_FIXTURES[35]);
+    let flags: Vec<_> = (0..3).map(|i| map.as_map().map(|m| m[i].clone())).collect();
+    assert_eq!(flags[1], Some((Value::Integer(1), Value::Boolean(true))));
+    assert_eq!(
+        decode_all(REPLY_FIXTURES[37]),
+        Value::Array(vec![bulk("a"), bulk("b\r\nc"), bulk("")])
+    );
+    let invalidate = decode_all(REPLY_FIXTURES[39]);
+    assert_eq!(invalidate.kind(), protocol::resp::ValueKind::Push);
+    assert_eq!(
+        invalidate.as_array().map(|items| items[0].as_str()),
+        Some(Some("invalidate"))
+    );
     let master = decode_all(REPLY_FIXTURES[19]);
     let address = master.as_array().expect("array");
     assert_eq!(
         (address[0].as_str(), address[1].as_integer()),
         (Some("127.0.0.1"), Some(6379))
     );
+}
+
+#[test]
+fn captured_pipelined_replies_with_pushes() {
+    // redis-server 7.0.15, RESP3 with CLIENT TRACKING on: SET's reply, then an invalidation
+    // push; after SUBSCRIBE, a published message pushed ahead of a PONG.
+    let stream: &[u8] = b"+OK\r\n>2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n\
+>3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$5\r\nhello\r\n+PONG\r\n";
+    assert_stream_boundaries(stream, &[5, 37, 73, 80]);
+    let mut scanner = RespScanner::default();
+    let mut kinds = Vec::new();
+    let mut rest = stream;
+    while let Ok(Scan::Complete(n)) = scanner.scan(rest) {
+        kinds.push(scanner.kind());
+        rest = &rest[n..];
+    }
+    use protocol::resp::ValueKind::{Push, Simple};
+    assert_eq!(kinds, [Some(Simple), Some(Push), Some(Push), Some(Simple)]);
 }
 
 #[test]

@@ -140,3 +140,51 @@ async fn a_client_killed_mid_transaction_leaves_no_open_transaction() {
 fn message(err: tokio_postgres::Error) -> String {
     err.as_db_error().map(|e| e.message().to_owned()).unwrap_or_else(|| err.to_string())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_query_looks_up_users_missing_from_the_auth_file() {
+    let pg = cluster();
+    let general = "pool_mode = transaction\nauth_type = md5\nauth_user = postgres\n";
+    let pooler = TestPooler::start(pg.primary(), general, "\"postgres\" \"\"\n").await;
+    // md5 secret from pg_authid: md5 towards the client and the server.
+    let legacy = pooler.connect("legacy", Some("legacy-secret"), "postgres").await.unwrap();
+    let row = legacy.query_one("SELECT current_user::text", &[]).await.unwrap();
+    assert_eq!(row.get::<_, String>(0), "legacy");
+    // SCRAM secret from pg_authid: SCRAM with the client, keys passed through.
+    let app = pooler.connect("app", Some("app-secret"), "postgres").await.unwrap();
+    app.simple_query("SELECT 1").await.unwrap();
+    let err = message(pooler.connect("legacy", Some("nope"), "postgres").await.err().unwrap());
+    assert_eq!(err, "password authentication failed");
+    let err = message(pooler.connect("ghost", Some("x"), "postgres").await.err().unwrap());
+    assert_eq!(err, "no such user");
+    pooler.stop().await;
+}
+
+/// The seed deployment's settings, unchanged: 1000 pgbench clients through the pooler,
+/// zero errors, and PostgreSQL never sees more than pool + reserve (30) connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_deployment_serves_1000_clients_with_at_most_30_server_connections() {
+    let pg = cluster();
+    pg.primary().pgbench_init(1).unwrap();
+    let general = "pool_mode = transaction\nmax_client_conn = 1000\ndefault_pool_size = 25\nmin_pool_size = 10\nreserve_pool_size = 5\nreserve_pool_timeout = 3\nauth_type = trust\n";
+    let pooler = TestPooler::start(pg.primary(), general, &userlist(&pg)).await;
+    let port = pooler.port;
+    let bench = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(integration_tests::pg_tool("pgbench").unwrap())
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
+            .args(["-n", "-S", "-c", "1000", "-j", "2", "-T", "8", "postgres"])
+            .output()
+            .unwrap()
+    });
+    let mut max_seen = 0;
+    while !bench.is_finished() {
+        max_seen = max_seen.max(server_connections(pg.primary(), "postgres"));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let out = bench.await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("number of failed transactions: 0"), "{stdout}");
+    assert!(max_seen <= 30, "PostgreSQL saw {max_seen} connections from the pooler");
+    pooler.stop().await;
+}

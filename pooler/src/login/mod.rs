@@ -3,6 +3,7 @@
 //! welcome (AuthenticationOk, ParameterStatus, BackendKeyData, ReadyForQuery).
 
 pub mod auth;
+pub mod auth_query;
 mod startup;
 
 use protocol::ProtocolError;

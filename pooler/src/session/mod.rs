@@ -90,6 +90,9 @@ pub struct SessionSettings {
     pub server_reset_query: Option<String>,
     /// `server_reset_query_always`.
     pub is_reset_query_always: bool,
+    /// `server_check_delay` and `server_check_query` (empty = empty query); `None`
+    /// when checks are off.
+    pub server_check: Option<(Duration, String)>,
 }
 
 /// A logged-in client connection.
@@ -230,17 +233,10 @@ impl ClientSession {
         if self.is_terminate_next() {
             return Err(SessionError::ClientClosed);
         }
-        let waiting = self.pool.checkout();
-        let mut server = if waiting.is_ready() {
-            waiting.wait().await?
-        } else {
-            let wait = waiting.wait();
-            tokio::pin!(wait);
-            loop {
-                tokio::select! {
-                    server = &mut wait => break server?,
-                    r = self.client.read_into(&mut self.client_in) => self.on_client_read(r)?,
-                }
+        let mut server = loop {
+            let mut server = self.checkout().await?;
+            if self.is_healthy(&mut server).await? {
+                break server;
             }
         };
         let stats = self.pool.stats();
@@ -254,6 +250,35 @@ impl ClientSession {
         self.linked_at = Instant::now();
         self.server = Some(server);
         Ok(())
+    }
+
+    async fn checkout(&mut self) -> Result<PooledServer<ServerConnection>, SessionError> {
+        let waiting = self.pool.checkout();
+        if waiting.is_ready() {
+            return Ok(waiting.wait().await?);
+        }
+        let wait = waiting.wait();
+        tokio::pin!(wait);
+        loop {
+            tokio::select! {
+                server = &mut wait => return Ok(server?),
+                r = self.client.read_into(&mut self.client_in) => self.on_client_read(r)?,
+            }
+        }
+    }
+
+    /// `server_check_query` on a server idle longer than `server_check_delay`; a server
+    /// that fails it is closed (dropped) and the caller takes another.
+    async fn is_healthy(
+        &self,
+        server: &mut PooledServer<ServerConnection>,
+    ) -> Result<bool, SessionError> {
+        let Some((delay, query)) = &self.settings.server_check else { return Ok(true) };
+        if server.idle_since().elapsed() < *delay {
+            return Ok(true);
+        }
+        let check = server.simple_query(query, self.settings.max_packet_size);
+        Ok(matches!(check.await, Ok(r) if r.status == Some(TransactionStatus::Idle)))
     }
 
     fn is_terminate_next(&self) -> bool {

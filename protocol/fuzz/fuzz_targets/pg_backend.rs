@@ -4,8 +4,8 @@
 
 use bytes::{BufMut, BytesMut};
 use libfuzzer_sys::fuzz_target;
-use protocol::pg::backend::{Authentication, BackendMessage, ready_for_query_status};
 use protocol::pg::Frame;
+use protocol::pg::backend::{Authentication, BackendMessage, ready_for_query_status};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&tag, body)) = data.split_first() else {

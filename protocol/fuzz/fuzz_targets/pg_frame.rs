@@ -36,7 +36,10 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(consumed + buf.len(), fed);
     let mut offset = 0;
     for frame in &frames {
-        assert_eq!(&input[offset..offset + frame.wire_len()], &frame.as_bytes()[..]);
+        assert_eq!(
+            &input[offset..offset + frame.wire_len()],
+            &frame.as_bytes()[..]
+        );
         offset += frame.wire_len();
     }
 

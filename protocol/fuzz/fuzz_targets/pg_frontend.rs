@@ -22,7 +22,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(message) = FrontendMessage::decode(&frame) {
         assert_eq!(message.tag().as_byte(), tag);
         if let FrontendMessage::Parse(parse) = message {
-            assert_eq!(parse.param_types().count(), usize::from(parse.param_type_count));
+            assert_eq!(
+                parse.param_types().count(),
+                usize::from(parse.param_type_count)
+            );
         }
     }
     let _ = parse_password(body);
@@ -35,7 +38,8 @@ fuzz_target!(|data: &[u8]| {
         Ok(renamed) => {
             assert!(appended.is_ok());
             assert_eq!(&out[..], &renamed[..]);
-            let renamed = Frame::from_bytes(Bytes::clone(&renamed)).expect("rename yields one frame");
+            let renamed =
+                Frame::from_bytes(Bytes::clone(&renamed)).expect("rename yields one frame");
             assert_eq!(renamed.tag(), tag);
         }
         Err(_) => assert!(appended.is_err() && out.is_empty()),

@@ -9,7 +9,10 @@ fuzz_target!(|data: &[u8]| {
     match decode_startup(data) {
         Ok(Some((packet, used))) => {
             assert!(used >= 8 && used <= data.len() && used <= MAX_STARTUP_PACKET_LEN + 4);
-            assert_eq!(decode_startup(&data[..used]), Ok(Some((packet.clone(), used))));
+            assert_eq!(
+                decode_startup(&data[..used]),
+                Ok(Some((packet.clone(), used)))
+            );
             if let StartupPacket::Startup(message) = packet {
                 assert_eq!(message.major, 3);
                 let _ = message.negotiation();

@@ -58,13 +58,13 @@ pub fn ready_for_query_status(body: &[u8]) -> Result<TransactionStatus, Protocol
 }
 
 /// Authentication request codes (the Int32 after the `R` header).
-mod auth_code {
-    pub(super) const OK: u32 = 0;
-    pub(super) const CLEARTEXT_PASSWORD: u32 = 3;
-    pub(super) const MD5_PASSWORD: u32 = 5;
-    pub(super) const SASL: u32 = 10;
-    pub(super) const SASL_CONTINUE: u32 = 11;
-    pub(super) const SASL_FINAL: u32 = 12;
+pub(crate) mod auth_code {
+    pub(crate) const OK: u32 = 0;
+    pub(crate) const CLEARTEXT_PASSWORD: u32 = 3;
+    pub(crate) const MD5_PASSWORD: u32 = 5;
+    pub(crate) const SASL: u32 = 10;
+    pub(crate) const SASL_CONTINUE: u32 = 11;
+    pub(crate) const SASL_FINAL: u32 = 12;
 }
 
 /// An Authentication* request.

@@ -11,7 +11,7 @@ mod writer;
 
 use bytes::{BufMut, BytesMut};
 
-use super::backend::{FieldDescription, Severity, TransactionStatus, field};
+use super::backend::{FieldDescription, Severity, TransactionStatus, auth_code, field};
 use super::startup::ProtocolVersion;
 use super::tag::BackendTag;
 use crate::error::ProtocolError;
@@ -96,12 +96,12 @@ fn error_fields(
 
 /// Appends AuthenticationOk.
 pub fn authentication_ok(buf: &mut BytesMut) {
-    authentication_code(buf, 0);
+    authentication_code(buf, auth_code::OK);
 }
 
 /// Appends AuthenticationCleartextPassword.
 pub fn authentication_cleartext_password(buf: &mut BytesMut) {
-    authentication_code(buf, 3);
+    authentication_code(buf, auth_code::CLEARTEXT_PASSWORD);
 }
 
 fn authentication_code(buf: &mut BytesMut, code: u32) {
@@ -116,14 +116,14 @@ pub fn authentication_md5_password(buf: &mut BytesMut, salt: [u8; 4]) {
     buf.reserve(13);
     buf.put_u8(BackendTag::Authentication.as_byte());
     buf.put_u32(12);
-    buf.put_u32(5);
+    buf.put_u32(auth_code::MD5_PASSWORD);
     buf.put_slice(&salt);
 }
 
 /// Appends AuthenticationSASL offering `mechanisms` (e.g. `["SCRAM-SHA-256"]`).
 pub fn authentication_sasl(buf: &mut BytesMut, mechanisms: &[&str]) -> Result<(), ProtocolError> {
     message(buf, Some(BackendTag::Authentication.as_byte()), |body| {
-        body.u32(10);
+        body.u32(auth_code::SASL);
         for mechanism in mechanisms {
             body.non_empty_cstr(mechanism.as_bytes(), "SASL mechanism name")?;
         }
@@ -135,7 +135,7 @@ pub fn authentication_sasl(buf: &mut BytesMut, mechanisms: &[&str]) -> Result<()
 /// Appends AuthenticationSASLContinue carrying the server-first-message.
 pub fn authentication_sasl_continue(buf: &mut BytesMut, data: &[u8]) -> Result<(), ProtocolError> {
     message(buf, Some(BackendTag::Authentication.as_byte()), |body| {
-        body.u32(11);
+        body.u32(auth_code::SASL_CONTINUE);
         body.bytes(data);
         Ok(())
     })
@@ -144,7 +144,7 @@ pub fn authentication_sasl_continue(buf: &mut BytesMut, data: &[u8]) -> Result<(
 /// Appends AuthenticationSASLFinal carrying the server-final-message.
 pub fn authentication_sasl_final(buf: &mut BytesMut, data: &[u8]) -> Result<(), ProtocolError> {
     message(buf, Some(BackendTag::Authentication.as_byte()), |body| {
-        body.u32(12);
+        body.u32(auth_code::SASL_FINAL);
         body.bytes(data);
         Ok(())
     })

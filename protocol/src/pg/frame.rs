@@ -5,8 +5,9 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::tag::{BackendTag, FrontendTag};
 use crate::error::ProtocolError;
+
+pub use super::tag::{BackendTag, FrontendTag};
 
 /// Bytes before the body: the tag byte and the 4-byte length field.
 pub const HEADER_LEN: usize = 5;

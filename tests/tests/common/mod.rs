@@ -2,7 +2,9 @@
 //! pooler run in-process on a free port.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+pub mod raw;
+
+use std::path::{Path, PathBuf};
 
 use integration_tests::PgNode;
 
@@ -68,6 +70,34 @@ impl TestPooler {
         stdout
     }
 
+    /// The pooler's `unix_socket_dir` (holds `.s.PGSQL.<port>`).
+    pub fn socket_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs the real `psql -X -A -t -v ON_ERROR_STOP=1` through the pooler as `user` in
+    /// database `postgres`; `host` is `127.0.0.1` or a socket directory. Blocking: call it
+    /// from `spawn_blocking`. Returns stdout (trimmed) or stdout+stderr on failure.
+    pub fn psql(&self, host: &str, user: &str, sql: &str) -> Result<String, String> {
+        run_psql(host, self.port, user, sql)
+    }
+
+    /// Connects through the pooler and forwards every asynchronous message (notices,
+    /// notifications) the connection receives to the returned channel.
+    pub async fn connect_with_messages(
+        &self,
+        config: &tokio_postgres::Config,
+    ) -> Result<(tokio_postgres::Client, tokio::sync::mpsc::UnboundedReceiver<tokio_postgres::AsyncMessage>), tokio_postgres::Error> {
+        let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                let _ = sender.send(message);
+            }
+        });
+        Ok((client, receiver))
+    }
+
     pub async fn stop(mut self) {
         if let Some(running) = self.running.take() {
             running.shutdown(std::time::Duration::from_secs(5)).await;
@@ -84,4 +114,57 @@ pub fn server_connections(node: &PgNode, user: &str) -> usize {
     .trim()
     .parse()
     .unwrap()
+}
+
+/// Runs `psql` against `host`:`port` (see [`TestPooler::psql`]).
+pub fn run_psql(host: &str, port: u16, user: &str, sql: &str) -> Result<String, String> {
+    let output = std::process::Command::new(integration_tests::pg_tool("psql").unwrap())
+        .env_remove("PGOPTIONS")
+        .env("PGCONNECT_TIMEOUT", "10")
+        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", host, "-p", &port.to_string(), "-U", user, "-d", "postgres", "-c", sql])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    if output.status.success() {
+        Ok(stdout)
+    } else {
+        Err(format!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr)))
+    }
+}
+
+/// Server connections of `user` to `node` that are running a query (`state = 'active'`).
+pub fn active_server_connections(node: &PgNode, user: &str) -> usize {
+    node.psql(&format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE usename = '{user}' AND backend_type = 'client backend' AND state = 'active' AND pid <> pg_backend_pid()"
+    ))
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap()
+}
+
+/// The server's (or pooler's) error message of a failed call: the ErrorResponse text when
+/// there is one, else the error's display.
+pub fn error_message(err: &tokio_postgres::Error) -> String {
+    err.as_db_error().map(|e| e.message().to_owned()).unwrap_or_else(|| err.to_string())
+}
+
+/// The SQLSTATE of a failed call, if the failure carried an ErrorResponse.
+pub fn error_code(err: &tokio_postgres::Error) -> Option<String> {
+    err.code().map(|c| c.code().to_owned())
+}
+
+/// Polls `probe` every 50 ms until it returns true or `timeout` passes; returns the last result.
+pub async fn eventually(timeout: std::time::Duration, mut probe: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if probe() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
