@@ -58,7 +58,12 @@ impl CancelRegistry {
             let key: [u8; 4] = rng.random();
             if let std::collections::hash_map::Entry::Vacant(e) = clients.entry((pid, key)) {
                 e.insert(Arc::clone(&slot));
-                return CancelHandle { registry: Arc::clone(self), slot, pid, key };
+                return CancelHandle {
+                    registry: Arc::clone(self),
+                    slot,
+                    pid,
+                    key,
+                };
             }
         }
     }
@@ -66,10 +71,14 @@ impl CancelRegistry {
     /// Forwards a CancelRequest to the server the client is linked to, if any. Unknown
     /// keys are ignored silently, as PostgreSQL does.
     pub async fn cancel(&self, pid: u32, key: &[u8], keepalive: &KeepaliveOptions) {
-        let Ok(key) = <[u8; 4]>::try_from(key) else { return };
+        let Ok(key) = <[u8; 4]>::try_from(key) else {
+            return;
+        };
         let target = {
             let clients = self.clients.lock();
-            clients.get(&(pid, key)).and_then(|slot| slot.target.lock().clone())
+            clients
+                .get(&(pid, key))
+                .and_then(|slot| slot.target.lock().clone())
         };
         let Some(target) = target else { return };
         let mut out = BytesMut::with_capacity(16 + target.key.len());

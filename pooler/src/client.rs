@@ -25,7 +25,12 @@ pub async fn handle(mut stream: Stream, pooler: Arc<Pooler>, shutdown: Cancellat
     let result = match login_timeout {
         Some(limit) => tokio::time::timeout(limit, login)
             .await
-            .unwrap_or_else(|_| Err(LoginError::rejected(sqlstate::PROTOCOL_VIOLATION, "client_login_timeout"))),
+            .unwrap_or_else(|_| {
+                Err(LoginError::rejected(
+                    sqlstate::PROTOCOL_VIOLATION,
+                    "client_login_timeout",
+                ))
+            }),
         None => login.await,
     };
     match result {
@@ -65,14 +70,20 @@ async fn login(
     let message = match read_first_packet(stream, input).await? {
         FirstPacket::Cancel(cancel) => {
             let keepalive = keepalive(&pooler.config());
-            pooler.cancels.cancel(cancel.pid, &cancel.key, &keepalive).await;
+            pooler
+                .cancels
+                .cancel(cancel.pid, &cancel.key, &keepalive)
+                .await;
             return Ok(None);
         }
         FirstPacket::Startup(message) => message,
     };
     let admission = pooler.admit_client()?;
     if shutdown.is_cancelled() {
-        return Err(LoginError::rejected(sqlstate::ADMIN_SHUTDOWN, "pooler is shutting down"));
+        return Err(LoginError::rejected(
+            sqlstate::ADMIN_SHUTDOWN,
+            "pooler is shutting down",
+        ));
     }
     let config = pooler.config();
     let user = message
@@ -80,9 +91,17 @@ async fn login(
         .filter(|u| !u.is_empty())
         .ok_or_else(|| LoginError::rejected(sqlstate::PROTOCOL_VIOLATION, "no username supplied"))?
         .to_owned();
-    let database = message.database().filter(|d| !d.is_empty()).unwrap_or(&user).to_owned();
+    let database = message
+        .database()
+        .filter(|d| !d.is_empty())
+        .unwrap_or(&user)
+        .to_owned();
     let g = &config.general;
-    let tracked = startup_parameters(&message, &g.ignore_startup_parameters, &g.track_extra_parameters)?;
+    let tracked = startup_parameters(
+        &message,
+        &g.ignore_startup_parameters,
+        &g.track_extra_parameters,
+    )?;
     let mut out = BytesMut::with_capacity(512);
     negotiate(&message, &mut out)?;
 
@@ -103,10 +122,20 @@ async fn login(
         return Err(LoginError::auth("password authentication failed"));
     }
     if !out.is_empty() {
-        stream.write_all_buf(&mut out).await.map_err(LoginError::Io)?;
+        stream
+            .write_all_buf(&mut out)
+            .await
+            .map_err(LoginError::Io)?;
     }
-    let keys =
-        authenticate(stream, input, method, &user, secret.as_ref(), g.scram_iterations).await?;
+    let keys = authenticate(
+        stream,
+        input,
+        method,
+        &user,
+        secret.as_ref(),
+        g.scram_iterations,
+    )
+    .await?;
     let learned = secret.as_ref().filter(|_| is_from_auth_query);
     let entry = pooler.pool_for(&database, &user, learned)?;
     let mut admission = admission;
@@ -120,19 +149,30 @@ async fn login(
     let welcome = welcome_params(&entry).await.map_err(|e| match e {
         SessionError::Pool(crate::pool::PoolError::ServerLogin(f)) => {
             let message = f.message.clone();
-            LoginError::Rejected { sqlstate: sqlstate::CONNECTION_FAILURE, message }
+            LoginError::Rejected {
+                sqlstate: sqlstate::CONNECTION_FAILURE,
+                message,
+            }
         }
         other => LoginError::rejected(sqlstate::CONNECTION_FAILURE, other.to_string()),
     })?;
     let params = ClientParams::new(&welcome, &tracked, &g.track_extra_parameters);
     let cancel = pooler.cancels.register();
     write_welcome(&mut out, &welcome, &params, &cancel)?;
-    stream.write_all_buf(&mut out).await.map_err(LoginError::Io)?;
+    stream
+        .write_all_buf(&mut out)
+        .await
+        .map_err(LoginError::Io)?;
     if g.log_connections {
         tracing::info!(peer = %stream.peer_addr(), "login attempt: db={database} user={user}");
     }
     crate::stats::PoolStats::add(&entry.pool.stats().client_login_count, 1);
-    Ok(Some(Welcomed { entry, params, cancel, admission }))
+    Ok(Some(Welcomed {
+        entry,
+        params,
+        cancel,
+        admission,
+    }))
 }
 
 /// A client that logged in and got its welcome.
@@ -145,7 +185,11 @@ struct Welcomed {
 
 fn negotiate(message: &StartupMessage, out: &mut BytesMut) -> Result<(), LoginError> {
     if let Some(negotiation) = message.negotiation() {
-        let options: Vec<&str> = negotiation.unsupported_options.iter().map(String::as_str).collect();
+        let options: Vec<&str> = negotiation
+            .unsupported_options
+            .iter()
+            .map(String::as_str)
+            .collect();
         encode::negotiate_protocol_version(out, negotiation.newest_minor, &options)
             .map_err(LoginError::Protocol)?;
     }
@@ -174,7 +218,8 @@ fn write_welcome(
     encode::authentication_ok(out);
     for (name, value) in welcome.iter() {
         let value = params.get(name).unwrap_or(value);
-        encode::parameter_status(out, name.as_bytes(), value.as_bytes()).map_err(LoginError::Protocol)?;
+        encode::parameter_status(out, name.as_bytes(), value.as_bytes())
+            .map_err(LoginError::Protocol)?;
     }
     for (name, value) in params.iter() {
         if welcome.get(name).is_none() && name != "search_path" {

@@ -119,7 +119,9 @@ impl Pooler {
         let config = self.config();
         for entry in self.pools.lock().values() {
             let settings = config.pool_settings(&entry.database, &entry.user);
-            entry.pool.update_settings(pool_settings(&settings, &config));
+            entry
+                .pool
+                .update_settings(pool_settings(&settings, &config));
         }
     }
 
@@ -127,10 +129,13 @@ impl Pooler {
     pub fn admit_client(self: &Arc<Self>) -> Result<ClientSlot, LoginError> {
         let max = self.config().general.max_client_conn as usize;
         let previous = self.clients.fetch_add(1, Ordering::AcqRel);
-        let slot = ClientSlot { pooler: Arc::clone(self), database_user: None };
+        let slot = ClientSlot {
+            pooler: Arc::clone(self),
+            database_user: None,
+        };
         if max > 0 && previous >= max {
             return Err(LoginError::rejected(
-                sqlstate::TOO_MANY_CONNECTIONS,
+                sqlstate::PROTOCOL_VIOLATION,
                 "no more connections allowed (max_client_conn)",
             ));
         }
@@ -139,25 +144,36 @@ impl Pooler {
 
     /// Counts a logged-in client against `max_db_client_connections` and
     /// `max_user_client_connections` of its pool.
-    pub fn admit_to_pool(&self, slot: &mut ClientSlot, entry: &PoolEntry) -> Result<(), LoginError> {
+    pub fn admit_to_pool(
+        &self,
+        slot: &mut ClientSlot,
+        entry: &PoolEntry,
+    ) -> Result<(), LoginError> {
         let s = &entry.settings;
         let mut counts = self.client_counts.lock();
-        let db = counts.by_database.get(&entry.database).copied().unwrap_or(0);
+        let db = counts
+            .by_database
+            .get(&entry.database)
+            .copied()
+            .unwrap_or(0);
         let user = counts.by_user.get(&entry.user).copied().unwrap_or(0);
         let over = |max: u32, n: usize| max > 0 && n >= max as usize;
         if over(s.max_db_client_connections, db) {
             return Err(LoginError::rejected(
-                sqlstate::TOO_MANY_CONNECTIONS,
+                sqlstate::PROTOCOL_VIOLATION,
                 "client connections exceeded (max_db_client_connections)",
             ));
         }
         if over(s.max_user_client_connections, user) {
             return Err(LoginError::rejected(
-                sqlstate::TOO_MANY_CONNECTIONS,
+                sqlstate::PROTOCOL_VIOLATION,
                 "client connections exceeded (max_user_client_connections)",
             ));
         }
-        *counts.by_database.entry(entry.database.clone()).or_default() += 1;
+        *counts
+            .by_database
+            .entry(entry.database.clone())
+            .or_default() += 1;
         *counts.by_user.entry(entry.user.clone()).or_default() += 1;
         slot.database_user = Some((entry.database.clone(), entry.user.clone()));
         Ok(())
@@ -187,7 +203,10 @@ impl Pooler {
     ) -> Result<Arc<PoolEntry>, LoginError> {
         let config = self.config();
         let db = config.database(database).ok_or_else(|| {
-            LoginError::rejected(sqlstate::PROTOCOL_VIOLATION, format!("no such database: {database}"))
+            LoginError::rejected(
+                sqlstate::PROTOCOL_VIOLATION,
+                format!("no such database: {database}"),
+            )
         })?;
         let server_user = db.user.clone().unwrap_or_else(|| user.to_owned());
         let key = (database.to_owned(), server_user.clone());
@@ -236,10 +255,17 @@ impl Pooler {
         }
     }
 
-    fn budgets(&self, database: &str, user: &str, settings: &config::PoolSettings) -> Vec<Arc<Budget>> {
+    fn budgets(
+        &self,
+        database: &str,
+        user: &str,
+        settings: &config::PoolSettings,
+    ) -> Vec<Arc<Budget>> {
         let get = |map: &Mutex<HashMap<String, Arc<Budget>>>, name: &str, max: u32| {
             let mut map = map.lock();
-            let budget = map.entry(name.to_owned()).or_insert_with(|| Budget::new(name, max as usize));
+            let budget = map
+                .entry(name.to_owned())
+                .or_insert_with(|| Budget::new(name, max as usize));
             budget.set_max(max as usize);
             Arc::clone(budget)
         };
@@ -269,6 +295,7 @@ impl Pooler {
                 config::ServerCheck::EmptyQuery => Some((g.server_check_delay, String::new())),
                 config::ServerCheck::Query(q) => Some((g.server_check_delay, q.to_owned())),
             },
+            is_logging_disconnections: g.log_disconnections,
         }
     }
 }

@@ -46,7 +46,10 @@ pub struct Running {
 }
 
 /// Binds the listeners and starts serving `config` with the auth_file `secrets`.
-pub async fn start(config: config::Config, secrets: config::UserSecrets) -> std::io::Result<Running> {
+pub async fn start(
+    config: config::Config,
+    secrets: config::UserSecrets,
+) -> std::io::Result<Running> {
     let listeners = Listeners::bind(&config).await?;
     let tcp_addrs = listeners.tcp_addrs();
     let unix_path = listeners.unix_path().cloned();
@@ -60,7 +63,15 @@ pub async fn start(config: config::Config, secrets: config::UserSecrets) -> std:
         shutdown.clone(),
         tasks.clone(),
     ));
-    Ok(Running { pooler, tcp_addrs, unix_path, stop_accepting, shutdown, tasks, serve })
+    Ok(Running {
+        pooler,
+        tcp_addrs,
+        unix_path,
+        stop_accepting,
+        shutdown,
+        tasks,
+        serve,
+    })
 }
 
 impl Running {
@@ -71,8 +82,14 @@ impl Running {
         self.shutdown.cancel();
         let _ = self.serve.await;
         self.tasks.close();
-        if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
-            tracing::warn!("shutdown: clients still connected after {}s, exiting", grace.as_secs());
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "shutdown: clients still connected after {}s, exiting",
+                grace.as_secs()
+            );
         }
     }
 

@@ -31,12 +31,16 @@ impl Listeners {
                     SocketAddr::from(([0, 0, 0, 0], g.listen_port)),
                     SocketAddr::from(([0u16; 8], g.listen_port)),
                 ],
-                ListenAddr::Host(host) => {
-                    tokio::net::lookup_host((host.as_str(), g.listen_port)).await?.collect()
-                }
+                ListenAddr::Host(host) => tokio::net::lookup_host((host.as_str(), g.listen_port))
+                    .await?
+                    .collect(),
             };
             for addr in hosts {
-                let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+                let socket = if addr.is_ipv4() {
+                    TcpSocket::new_v4()?
+                } else {
+                    TcpSocket::new_v6()?
+                };
                 socket.set_reuseaddr(true)?;
                 if g.so_reuseport {
                     socket.set_reuseport(true)?;
@@ -54,7 +58,10 @@ impl Listeners {
                 }
             }
         }
-        let port = tcp.first().and_then(|l| l.local_addr().ok()).map_or(g.listen_port, |a| a.port());
+        let port = tcp
+            .first()
+            .and_then(|l| l.local_addr().ok())
+            .map_or(g.listen_port, |a| a.port());
         let unix = if g.unix_socket_dir.is_empty() {
             None
         } else {
@@ -70,7 +77,10 @@ impl Listeners {
 
     /// The bound TCP addresses.
     pub fn tcp_addrs(&self) -> Vec<SocketAddr> {
-        self.tcp.iter().filter_map(|l| l.local_addr().ok()).collect()
+        self.tcp
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
     }
 
     /// The Unix socket path, if any.
@@ -89,8 +99,12 @@ impl Listeners {
     ) {
         let mut loops = tokio::task::JoinSet::new();
         for listener in self.tcp {
-            let (pooler, stop, shutdown, tasks) =
-                (Arc::clone(&pooler), stop_accepting.clone(), shutdown.clone(), tasks.clone());
+            let (pooler, stop, shutdown, tasks) = (
+                Arc::clone(&pooler),
+                stop_accepting.clone(),
+                shutdown.clone(),
+                tasks.clone(),
+            );
             loops.spawn(async move {
                 loop {
                     let accepted = tokio::select! {
@@ -100,7 +114,11 @@ impl Listeners {
                     match accepted {
                         Ok((stream, _)) => {
                             tune_tcp(&stream, &keepalive(&pooler.config()));
-                            let client = crate::client::handle(Stream::Tcp(stream), Arc::clone(&pooler), shutdown.clone());
+                            let client = crate::client::handle(
+                                Stream::Tcp(stream),
+                                Arc::clone(&pooler),
+                                shutdown.clone(),
+                            );
                             tasks.spawn(client);
                         }
                         Err(e) => accept_failed(e).await,
@@ -118,7 +136,11 @@ impl Listeners {
                     };
                     match accepted {
                         Ok((stream, _)) => {
-                            let client = crate::client::handle(Stream::Unix(stream), Arc::clone(&pooler), shutdown.clone());
+                            let client = crate::client::handle(
+                                Stream::Unix(stream),
+                                Arc::clone(&pooler),
+                                shutdown.clone(),
+                            );
                             tasks.spawn(client);
                         }
                         Err(e) => accept_failed(e).await,

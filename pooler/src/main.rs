@@ -66,12 +66,18 @@ fn load(cli: &Cli) -> anyhow::Result<Result<Loaded, Vec<config::ConfigError>>> {
     if let Some(url) = &cli.database_url {
         let mut args = SidecarArgs::new(url.clone(), cli.listen.clone());
         if let Some(mode) = &cli.pool_mode {
-            args.pool_mode = Some(PoolMode::parse(mode).context("--pool-mode must be session, transaction or statement")?);
+            args.pool_mode = Some(
+                PoolMode::parse(mode)
+                    .context("--pool-mode must be session, transaction or statement")?,
+            );
         }
         args.pool_size = cli.pool_size;
         return Ok(config::sidecar_config(&args));
     }
-    let path = cli.config.as_ref().context("no configuration file specified")?;
+    let path = cli
+        .config
+        .as_ref()
+        .context("no configuration file specified")?;
     Ok(config::load(path).and_then(|loaded| {
         loaded.config.validate().map(|warnings| Loaded {
             warnings: loaded.warnings.into_iter().chain(warnings).collect(),
@@ -81,7 +87,9 @@ fn load(cli: &Cli) -> anyhow::Result<Result<Loaded, Vec<config::ConfigError>>> {
 }
 
 fn load_secrets(config: &config::Config) -> anyhow::Result<config::UserSecrets> {
-    let Some(path) = config.auth_file_path() else { return Ok(Default::default()) };
+    let Some(path) = config.auth_file_path() else {
+        return Ok(Default::default());
+    };
     let (secrets, warnings) = config::load_auth_file(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
     for w in warnings {
         tracing::warn!("{w}");
@@ -91,7 +99,9 @@ fn load_secrets(config: &config::Config) -> anyhow::Result<config::UserSecrets> 
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if cli.reboot {
-        anyhow::bail!("-R (online restart) is not supported; use so_reuseport for rolling restarts");
+        anyhow::bail!(
+            "-R (online restart) is not supported; use so_reuseport for rolling restarts"
+        );
     }
     let loaded = match load(&cli)? {
         Ok(loaded) => loaded,
@@ -110,12 +120,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         println!("configuration OK");
         return Ok(ExitCode::SUCCESS);
     }
-    init_logging(&cli, &loaded.config);
+    init_logging(&cli, &loaded.config)?;
+    let _pidfile = PidFile::create(&loaded.config.general.pidfile)?;
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
     if cli.daemon {
-        tracing::warn!("-d: pooler stays in the foreground; run it under a supervisor (systemd, Kubernetes)");
+        tracing::warn!(
+            "-d: pooler stays in the foreground; run it under a supervisor (systemd, Kubernetes)"
+        );
     }
     if let Some(user) = cli.user.as_ref().or(loaded.config.general.user.as_ref()) {
         switch_user(user)?;
@@ -134,7 +147,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 async fn serve(cli: Cli, loaded: Loaded) -> anyhow::Result<()> {
     let secrets = load_secrets(&loaded.config)?;
-    let running = pooler::start(loaded.config, secrets).await.context("cannot listen")?;
+    let running = pooler::start(loaded.config, secrets)
+        .await
+        .context("cannot listen")?;
     for addr in &running.tcp_addrs {
         tracing::info!("listening on {addr}");
     }
@@ -188,7 +203,8 @@ fn reload(cli: &Cli, running: &pooler::Running) {
     }
 }
 
-fn init_logging(cli: &Cli, config: &config::Config) {
+fn init_logging(cli: &Cli, config: &config::Config) -> anyhow::Result<()> {
+    use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriterExt};
     let level = match cli.verbose as u32 + config.general.verbose {
         0 => "info",
         1 => "debug",
@@ -196,18 +212,59 @@ fn init_logging(cli: &Cli, config: &config::Config) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("POOLER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
-    if cli.quiet {
-        builder.with_writer(std::io::sink).init();
-    } else if config.general.log_format == config::keys::LogFormat::Json {
-        builder.json().with_writer(std::io::stderr).init();
+    let logfile = match config.general.logfile.as_str() {
+        "" => None,
+        path => Some(std::sync::Mutex::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("cannot open logfile {path}"))?,
+        )),
+    };
+    let writer = match (cli.quiet, logfile) {
+        (true, None) => BoxMakeWriter::new(std::io::sink),
+        (true, Some(file)) => BoxMakeWriter::new(file),
+        (false, None) => BoxMakeWriter::new(std::io::stderr),
+        (false, Some(file)) => BoxMakeWriter::new(std::io::stderr.and(file)),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(writer);
+    if config.general.log_format == config::keys::LogFormat::Json {
+        builder.json().init();
     } else {
-        builder.with_writer(std::io::stderr).init();
+        builder.init();
+    }
+    Ok(())
+}
+
+/// Writes `pidfile` and removes it when dropped.
+struct PidFile(Option<PathBuf>);
+
+impl PidFile {
+    fn create(path: &str) -> anyhow::Result<Self> {
+        if path.is_empty() {
+            return Ok(Self(None));
+        }
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .with_context(|| format!("cannot write pidfile {path}"))?;
+        Ok(Self(Some(PathBuf::from(path))))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        if let Some(path) = &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
 fn switch_user(name: &str) -> anyhow::Result<()> {
-    let user = nix::unistd::User::from_name(name)?.with_context(|| format!("no such user: {name}"))?;
+    let user =
+        nix::unistd::User::from_name(name)?.with_context(|| format!("no such user: {name}"))?;
     nix::unistd::setgid(user.gid)?;
     nix::unistd::setuid(user.uid)?;
     Ok(())

@@ -123,48 +123,30 @@ fn framer_frames<'a>(
     Ok(frames)
 }
 
-fn every_split(stream: &[u8]) -> impl Iterator<Item = [&[u8]; 2]> {
-    (0..=stream.len()).map(move |at| {
+/// Every way a stream is fed: at once, byte by byte, and split in two at every offset.
+fn feedings(stream: &[u8]) -> Vec<(String, Vec<&[u8]>)> {
+    let mut ways = vec![
+        ("one shot".to_owned(), vec![stream]),
+        ("byte by byte".to_owned(), stream.chunks(1).collect()),
+    ];
+    for at in 0..=stream.len() {
         let (head, tail) = stream.split_at(at);
-        [head, tail]
-    })
-}
-
-fn byte_by_byte(stream: &[u8]) -> impl Iterator<Item = &[u8]> {
-    stream.chunks(1)
+        ways.push((format!("split at {at}"), vec![head, tail]));
+    }
+    ways
 }
 
 fn assert_stream_boundaries(stream: &[u8], expected: &[usize]) {
-    assert_eq!(
-        scan_boundaries([stream]).as_deref(),
-        Ok(expected),
-        "one shot"
-    );
-    for (at, split) in every_split(stream).enumerate() {
-        assert_eq!(
-            scan_boundaries(split).as_deref(),
-            Ok(expected),
-            "split at {at}"
-        );
-    }
-    assert_eq!(
-        scan_boundaries(byte_by_byte(stream)).as_deref(),
-        Ok(expected),
-        "byte by byte"
-    );
+    let one_shot = framer_frames([stream]);
     let lengths: Vec<usize> = expected
         .iter()
         .scan(0, |prev, &end| Some(end - std::mem::replace(prev, end)))
         .collect();
-    assert_eq!(
-        framer_lengths(byte_by_byte(stream)),
-        Ok(lengths.clone()),
-        "framer byte by byte"
-    );
-    assert_eq!(framer_lengths([stream]), Ok(lengths), "framer one shot");
-    let one_shot = framer_frames([stream]);
-    for (at, split) in every_split(stream).enumerate() {
-        assert_eq!(framer_frames(split), one_shot, "values split at {at}");
+    assert_eq!(framer_lengths([stream]), Ok(lengths));
+    for (how, chunks) in feedings(stream) {
+        let boundaries = scan_boundaries(chunks.iter().copied());
+        assert_eq!(boundaries.as_deref(), Ok(expected), "{how}");
+        assert_eq!(framer_frames(chunks), one_shot, "framer {how}");
     }
 }
 
@@ -408,23 +390,13 @@ fn large_bulk_is_consumed_as_it_arrives() {
 
 /// A malformed reply stream and the error it must give, however it is split.
 fn assert_reply_error(stream: &[u8], expected: &ProtocolError) {
-    assert_eq!(
-        scan_boundaries([stream]).as_ref(),
-        Err(expected),
-        "one shot {stream:?}"
-    );
-    for (at, split) in every_split(stream).enumerate() {
+    for (how, chunks) in feedings(stream) {
         assert_eq!(
-            scan_boundaries(split).as_ref(),
+            scan_boundaries(chunks).as_ref(),
             Err(expected),
-            "split at {at} of {stream:?}"
+            "{how} {stream:?}"
         );
     }
-    assert_eq!(
-        scan_boundaries(byte_by_byte(stream)).as_ref(),
-        Err(expected),
-        "byte by byte {stream:?}"
-    );
     assert!(
         Value::decode(stream).is_err(),
         "Value::decode accepted {stream:?}"
@@ -534,19 +506,9 @@ echo \"\\x41\\n\\\"q\\\"\" 'it\\'s' \"\"\r\n\
         args(&["PING"]),
         args(&["xy z", "w"]),
     ];
-    assert_eq!(decode_requests([stream]), Ok(expected.clone()), "one shot");
-    for (at, split) in every_split(stream).enumerate() {
-        assert_eq!(
-            decode_requests(split),
-            Ok(expected.clone()),
-            "split at {at}"
-        );
+    for (how, chunks) in feedings(stream) {
+        assert_eq!(decode_requests(chunks), Ok(expected.clone()), "{how}");
     }
-    assert_eq!(
-        decode_requests(byte_by_byte(stream)),
-        Ok(expected),
-        "byte by byte"
-    );
 }
 
 #[test]
@@ -570,12 +532,11 @@ fn assert_request_error(stream: &[u8], reason: &str) {
         Err(error) => assert_eq!(protocol_error_reason(&error), reason, "{how} {stream:?}"),
         Ok(requests) => panic!("{how} {stream:?} decoded to {requests:?}"),
     };
-    check(decode_requests([stream]), "one shot");
-    if stream.len() < 1000 {
-        for (at, split) in every_split(stream).enumerate() {
-            check(decode_requests(split), &format!("split at {at}"));
-        }
-        check(decode_requests(byte_by_byte(stream)), "byte by byte");
+    if stream.len() > 1000 {
+        return check(decode_requests([stream]), "one shot");
+    }
+    for (how, chunks) in feedings(stream) {
+        check(decode_requests(chunks), &how);
     }
 }
 
@@ -665,61 +626,18 @@ fn request_accessors_and_key_specs() {
 }
 
 #[test]
-fn reply_encoders_match_redis_bytes() {
-    use protocol::resp::RespVersion::{Resp2, Resp3};
-    use protocol::resp::reply::*;
-    fn enc(write: impl Fn(&mut BytesMut)) -> Bytes {
-        let mut buf = BytesMut::new();
-        write(&mut buf);
-        buf.freeze()
+fn nul_bytes_hide_the_line_end_as_in_redis() {
+    // Redis searches line ends with strchr, which stops at NUL: such a line never completes
+    // (redis-server 7.0.15 answers nothing) until the size limit closes the connection.
+    for stream in [
+        b"PING\0\r\n*1\r\n$4\r\nPING\r\n".as_slice(),
+        b"*1\0\r\n$4\r\nPING\r\n",
+    ] {
+        for (how, chunks) in feedings(stream) {
+            assert_eq!(decode_requests(chunks), Ok(vec![]), "{how} {stream:?}");
+        }
     }
-    let cases = [
-        (enc(|b| simple(b, "PONG")), "+PONG\r\n"),
-        (
-            enc(|b| error(b, "ERR bad\r\nthing\n")),
-            "-ERR bad  thing \r\n",
-        ),
-        (enc(|b| integer(b, i64::MIN)), ":-9223372036854775808\r\n"),
-        (enc(|b| integer(b, 0)), ":0\r\n"),
-        (enc(|b| bulk(b, b"a\r\nb")), "$4\r\na\r\nb\r\n"),
-        (enc(|b| null(b, Resp2)), "$-1\r\n"),
-        (enc(|b| null(b, Resp3)), "_\r\n"),
-        (enc(|b| null_array(b, Resp2)), "*-1\r\n"),
-        (enc(|b| null_array(b, Resp3)), "_\r\n"),
-        (enc(|b| array_header(b, 3)), "*3\r\n"),
-        (enc(|b| map_header(b, 7, Resp2)), "*14\r\n"),
-        (enc(|b| map_header(b, 7, Resp3)), "%7\r\n"),
-        (enc(|b| set_header(b, 2, Resp2)), "*2\r\n"),
-        (enc(|b| set_header(b, 2, Resp3)), "~2\r\n"),
-        (enc(|b| push_header(b, 3, Resp2)), "*3\r\n"),
-        (enc(|b| push_header(b, 3, Resp3)), ">3\r\n"),
-        (enc(|b| attribute_header(b, 1)), "|1\r\n"),
-        (enc(|b| boolean(b, true, Resp2)), ":1\r\n"),
-        (enc(|b| boolean(b, false, Resp3)), "#f\r\n"),
-        (enc(|b| double(b, 3.5, Resp3)), ",3.5\r\n"),
-        (enc(|b| double(b, 1e300, Resp3)), ",1e300\r\n"),
-        (enc(|b| double(b, f64::NEG_INFINITY, Resp3)), ",-inf\r\n"),
-        (enc(|b| double(b, f64::NAN, Resp3)), ",nan\r\n"),
-        (enc(|b| double(b, 3.5, Resp2)), "$3\r\n3.5\r\n"),
-        (
-            enc(|b| verbatim(b, *b"txt", b"Some text", Resp3)),
-            "=13\r\ntxt:Some text\r\n",
-        ),
-        (
-            enc(|b| verbatim(b, *b"txt", b"Some text", Resp2)),
-            "$9\r\nSome text\r\n",
-        ),
-        (
-            enc(|b| big_number(b, b"-12345678901234567890", Resp3)),
-            "(-12345678901234567890\r\n",
-        ),
-        (
-            enc(|b| blob_error(b, b"ERR a\nb", Resp3)),
-            "!7\r\nERR a\nb\r\n",
-        ),
-        (enc(|b| blob_error(b, b"ERR a\nb", Resp2)), "-ERR a b\r\n"),
-    ];
-    for (index, (encoded, expected)) in cases.iter().enumerate() {
-        assert_eq!(encoded, expected, "case {index}");
-    }
+    let mut padded = b"PING\0\r\n".to_vec();
+    padded.resize(70_000, b'x');
+    assert_request_error(&padded, "too big inline request");
 }

@@ -31,11 +31,16 @@ struct ProxyShared {
 
 impl ProxyShared {
     fn connections(&self) -> MutexGuard<'_, HashMap<u64, (TcpStream, TcpStream)>> {
-        self.connections.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.connections
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     fn delay(&self) -> Duration {
-        *self.delay.lock().unwrap_or_else(|poison| poison.into_inner())
+        *self
+            .delay
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 }
 
@@ -69,7 +74,11 @@ impl TcpProxy {
         let accept_thread = std::thread::Builder::new()
             .name(format!("tcp-proxy-{}", addr.port()))
             .spawn(move || accept_loop(&listener, &accept_shared))?;
-        Ok(Self { addr, shared, accept_thread: Some(accept_thread) })
+        Ok(Self {
+            addr,
+            shared,
+            accept_thread: Some(accept_thread),
+        })
     }
 
     /// The proxy's listening address.
@@ -84,12 +93,20 @@ impl TcpProxy {
 
     /// Sends new connections to `upstream` (open ones keep their server).
     pub fn set_upstream(&self, upstream: SocketAddr) {
-        *self.shared.upstream.lock().unwrap_or_else(|poison| poison.into_inner()) = upstream;
+        *self
+            .shared
+            .upstream
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner()) = upstream;
     }
 
     /// Adds `delay` before forwarding each chunk of data, in both directions.
     pub fn set_delay(&self, delay: Duration) {
-        *self.shared.delay.lock().unwrap_or_else(|poison| poison.into_inner()) = delay;
+        *self
+            .shared
+            .delay
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner()) = delay;
     }
 
     /// While true, new connections are accepted and closed at once (the server looks
@@ -148,7 +165,10 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<ProxyShared>) {
 }
 
 fn serve_connection(client: TcpStream, shared: &Arc<ProxyShared>) {
-    let upstream = *shared.upstream.lock().unwrap_or_else(|poison| poison.into_inner());
+    let upstream = *shared
+        .upstream
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner());
     let Ok(server) = TcpStream::connect_timeout(&upstream, UPSTREAM_CONNECT_TIMEOUT) else {
         let _ = client.shutdown(Shutdown::Both);
         return;
@@ -156,11 +176,18 @@ fn serve_connection(client: TcpStream, shared: &Arc<ProxyShared>) {
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
     let id = shared.next_id.fetch_add(1, Ordering::SeqCst);
-    let clones = (client.try_clone(), server.try_clone(), client.try_clone(), server.try_clone());
+    let clones = (
+        client.try_clone(),
+        server.try_clone(),
+        client.try_clone(),
+        server.try_clone(),
+    );
     let (Ok(client_read), Ok(server_write), Ok(client_record), Ok(server_record)) = clones else {
         return;
     };
-    shared.connections().insert(id, (client_record, server_record));
+    shared
+        .connections()
+        .insert(id, (client_record, server_record));
     let upstream_shared = Arc::clone(shared);
     let to_server = std::thread::Builder::new()
         .name("tcp-proxy-up".to_owned())
@@ -185,10 +212,14 @@ fn forward(mut from: TcpStream, mut to: TcpStream, shared: &ProxyShared) {
         if !delay.is_zero() {
             std::thread::sleep(delay);
         }
-        while shared.is_stalled.load(Ordering::SeqCst) && !shared.is_closing.load(Ordering::SeqCst) {
+        while shared.is_stalled.load(Ordering::SeqCst) && !shared.is_closing.load(Ordering::SeqCst)
+        {
             std::thread::sleep(STALL_POLL);
         }
-        if to.write_all(buffer.get(..read).unwrap_or_default()).is_err() {
+        if to
+            .write_all(buffer.get(..read).unwrap_or_default())
+            .is_err()
+        {
             break;
         }
     }
@@ -230,7 +261,9 @@ mod tests {
     fn forwards_delays_and_cuts() {
         let proxy = TcpProxy::start(echo_server()).unwrap();
         let mut stream = TcpStream::connect(proxy.addr()).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         assert_eq!(&round_trip(&mut stream).unwrap(), b"ping");
 
         proxy.set_delay(Duration::from_millis(100));
@@ -245,7 +278,9 @@ mod tests {
 
         proxy.set_refusing(true);
         let mut refused = TcpStream::connect(proxy.addr()).unwrap();
-        refused.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        refused
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         assert!(round_trip(&mut refused).is_err());
     }
 }

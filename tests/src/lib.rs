@@ -48,6 +48,7 @@
 //!   `/usr/lib/postgresql/*/bin` (or `pg_config --bindir`).
 //! - `HARNESS_REDIS_BINDIR=<dir>`: directory holding `redis-server` and `redis-cli`.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod faults;
 pub mod pg_node;
@@ -69,3 +70,17 @@ pub use process::{ChildProcess, RunAs};
 pub use redis_server::{RedisServer, redis_tool};
 pub use sentinel::{RedisOptions, RedisSet};
 pub use test_dir::TestDir;
+
+#[cfg(test)]
+mod tests {
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn handles_can_cross_threads() {
+        assert_send_sync::<crate::PgCluster>();
+        assert_send_sync::<crate::PgNode>();
+        assert_send_sync::<crate::RedisSet>();
+        assert_send_sync::<crate::RedisServer>();
+        assert_send_sync::<crate::TcpProxy>();
+    }
+}

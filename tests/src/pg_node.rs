@@ -11,9 +11,9 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use nix::sys::signal::Signal;
 
-use crate::pg_setup::{pg_command, quote_literal};
+use crate::pg_setup::{pg_command, pg_tool, prepare_pg_command, quote_literal};
 use crate::ports::{AddrInUse, log_says_addr_in_use, with_free_port};
-use crate::process::{ChildProcess, RunAs, run_command};
+use crate::process::{ChildProcess, RunAs, run_command, server_command};
 use crate::url::percent_encode;
 use crate::wait::{give_up, wait_for};
 
@@ -72,7 +72,10 @@ impl PgNode {
     }
 
     fn postmaster(&self) -> MutexGuard<'_, Option<ChildProcess>> {
-        self.shared.postmaster.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.shared
+            .postmaster
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     fn with_running<T>(
@@ -134,12 +137,17 @@ impl PgNode {
     /// Postmaster pid while running.
     pub fn pid(&self) -> Option<u32> {
         let mut guard = self.postmaster();
-        guard.as_mut().and_then(|postmaster| postmaster.is_running().then(|| postmaster.pid()))
+        guard
+            .as_mut()
+            .and_then(|postmaster| postmaster.is_running().then(|| postmaster.pid()))
     }
 
     /// Pids of the postmaster and all its children (backends, walsender, checkpointer…).
     pub fn process_ids(&self) -> Vec<u32> {
-        self.postmaster().as_mut().map(ChildProcess::tree_pids).unwrap_or_default()
+        self.postmaster()
+            .as_mut()
+            .map(ChildProcess::tree_pids)
+            .unwrap_or_default()
     }
 
     /// True while the postmaster runs.
@@ -153,17 +161,31 @@ impl PgNode {
             Some(password) => format!("{}:{}", percent_encode(user), percent_encode(password)),
             None => percent_encode(user),
         };
-        format!("postgres://{credentials}@127.0.0.1:{}/{}", self.port(), percent_encode(db))
+        format!(
+            "postgres://{credentials}@127.0.0.1:{}/{}",
+            self.port(),
+            percent_encode(db)
+        )
     }
 
     /// libpq key/value string `host=127.0.0.1 port=<port> user='…' dbname='…'`.
     pub fn conninfo(&self, user: &str, db: &str) -> String {
         let quote = |value: &str| format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"));
-        format!("host=127.0.0.1 port={} user={} dbname={}", self.port(), quote(user), quote(db))
+        format!(
+            "host=127.0.0.1 port={} user={} dbname={}",
+            self.port(),
+            quote(user),
+            quote(db)
+        )
     }
 
     /// tokio-postgres settings for this node over TCP (10 s connect timeout).
-    pub fn tokio_config(&self, user: &str, password: Option<&str>, db: &str) -> tokio_postgres::Config {
+    pub fn tokio_config(
+        &self,
+        user: &str,
+        password: Option<&str>,
+        db: &str,
+    ) -> tokio_postgres::Config {
         let mut config = tokio_postgres::Config::new();
         config
             .host("127.0.0.1")
@@ -213,7 +235,11 @@ impl PgNode {
 
     /// Runs each statement as its own `-c` (own transaction, so `CREATE DATABASE` and
     /// session `SET`s work) in one psql session; returns all output.
-    pub fn psql_statements(&self, db: &str, statements: &[impl AsRef<str>]) -> anyhow::Result<String> {
+    pub fn psql_statements(
+        &self,
+        db: &str,
+        statements: &[impl AsRef<str>],
+    ) -> anyhow::Result<String> {
         if statements.is_empty() {
             return Ok(String::new());
         }
@@ -243,7 +269,10 @@ impl PgNode {
         let mut lines = output.lines();
         match (lines.next(), lines.next()) {
             (Some(line), None) => line.split('|').next().unwrap_or_default().to_owned(),
-            _ => panic!("query_one({sql:?}) on {}: expected one row, got {output:?}", self.name()),
+            _ => panic!(
+                "query_one({sql:?}) on {}: expected one row, got {output:?}",
+                self.name()
+            ),
         }
     }
 
@@ -299,8 +328,10 @@ impl PgNode {
         Ok(())
     }
 
-    /// SIGSTOP to the postmaster only. New connections hang (the kernel still queues
-    /// them) but existing backends keep running and answering their clients.
+    /// SIGSTOP to the postmaster only. Existing backends keep running and answering
+    /// their clients; new connections hang after the TCP handshake (the kernel still
+    /// accepts them), so a client's `connect_timeout` does not fire: bound connection
+    /// attempts with an overall timeout.
     pub fn pause(&self) -> anyhow::Result<()> {
         self.with_running(ChildProcess::pause)
     }
@@ -334,9 +365,11 @@ impl PgNode {
         if promoted != "t" {
             bail!("pg_promote on {} returned {promoted:?}", self.name());
         }
-        wait_for(&format!("{} to leave recovery", self.name()), START_TIMEOUT, || {
-            Ok((!self.is_in_recovery()?).then_some(()))
-        })
+        wait_for(
+            &format!("{} to leave recovery", self.name()),
+            START_TIMEOUT,
+            || Ok((!self.is_in_recovery()?).then_some(())),
+        )
     }
 
     /// Pauses WAL replay on a replica (`pg_wal_replay_pause`). WAL is still received,
@@ -356,30 +389,42 @@ impl PgNode {
         self.psql("SELECT pg_wal_replay_resume()").map(drop)
     }
 
-    /// On a primary: commits a transaction synchronously (which flushes every earlier
-    /// asynchronous commit, since the cluster runs with `synchronous_commit=off`) and
-    /// returns `pg_current_wal_lsn()`. Everything committed before the call is below it.
+    /// On a primary: a WAL position covering everything committed before the call.
+    ///
+    /// Writes a tiny WAL record (a logical decoding message, ignored by physical
+    /// replicas) in a transaction committed with `synchronous_commit = on`, which also
+    /// flushes every earlier asynchronous commit (the cluster runs with
+    /// `synchronous_commit = off`), and returns the record's end LSN, a position a
+    /// replica's replay LSN reaches exactly.
     pub fn current_wal_lsn(&self) -> anyhow::Result<String> {
         let output = self.psql_statements(
             "postgres",
-            &["SET synchronous_commit = on", "SELECT txid_current()", "SELECT pg_current_wal_lsn()"],
+            &[
+                "SET synchronous_commit = on",
+                "SELECT pg_logical_emit_message(true, 'integration-tests', 'lsn')",
+            ],
         )?;
-        output
-            .lines()
-            .last()
-            .map(str::to_owned)
-            .ok_or_else(|| anyhow!("no LSN from {}", self.name()))
+        if output.is_empty() {
+            bail!("no LSN from {}", self.name());
+        }
+        Ok(output)
     }
 
     /// On a replica: has WAL up to `lsn` been replayed (visible to queries)?
     pub fn has_replayed(&self, lsn: &str) -> anyhow::Result<bool> {
-        let sql = format!("SELECT pg_last_wal_replay_lsn() >= {}::pg_lsn", quote_literal(lsn));
+        let sql = format!(
+            "SELECT pg_last_wal_replay_lsn() >= {}::pg_lsn",
+            quote_literal(lsn)
+        );
         Ok(self.psql(&sql)? == "t")
     }
 
     /// On a replica: has WAL up to `lsn` been received and flushed (maybe not replayed)?
     pub fn has_received(&self, lsn: &str) -> anyhow::Result<bool> {
-        let sql = format!("SELECT pg_last_wal_receive_lsn() >= {}::pg_lsn", quote_literal(lsn));
+        let sql = format!(
+            "SELECT pg_last_wal_receive_lsn() >= {}::pg_lsn",
+            quote_literal(lsn)
+        );
         Ok(self.psql(&sql)? == "t")
     }
 
@@ -391,15 +436,24 @@ impl PgNode {
             "SELECT pg_last_wal_replay_lsn() >= {}::pg_lsn, pg_get_wal_replay_pause_state()",
             quote_literal(&target)
         );
-        wait_for(&format!("{} to replay up to {target}", self.name()), timeout, || {
-            let output = self.psql(&sql)?;
-            match output.split_once('|') {
-                Some(("t", _)) => Ok(Some(())),
-                Some((_, "not paused")) => Ok(None),
-                Some((_, state)) => Err(give_up(anyhow!("WAL replay on {} is {state}", self.name()))),
-                None => Err(give_up(anyhow!("{} is not a replica: {output:?}", self.name()))),
-            }
-        })
+        wait_for(
+            &format!("{} to replay up to {target}", self.name()),
+            timeout,
+            || {
+                let output = self.psql(&sql)?;
+                match output.split_once('|') {
+                    Some(("t", _)) => Ok(Some(())),
+                    Some((_, "not paused")) => Ok(None),
+                    Some((_, state)) => {
+                        Err(give_up(anyhow!("WAL replay on {} is {state}", self.name())))
+                    }
+                    None => Err(give_up(anyhow!(
+                        "{} is not a replica: {output:?}",
+                        self.name()
+                    ))),
+                }
+            },
+        )
     }
 
     fn pgbench_command(&self, args: &[&str]) -> anyhow::Result<std::process::Command> {
@@ -423,7 +477,8 @@ impl PgNode {
     /// Runs `pgbench <args>` directly against this node (as `postgres`, database
     /// `postgres` unless `args` names one) and returns its stdout.
     pub fn pgbench(&self, args: &[&str]) -> anyhow::Result<String> {
-        let output = run_command(self.pgbench_command(args)?, PGBENCH_TIMEOUT).context("pgbench")?;
+        let output =
+            run_command(self.pgbench_command(args)?, PGBENCH_TIMEOUT).context("pgbench")?;
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
@@ -438,31 +493,45 @@ impl PgNode {
 /// postmaster.pid says it is ready on `port`. Fails with [`AddrInUse`] if the port was
 /// taken meanwhile.
 fn spawn_postmaster(layout: &NodeLayout, port: u16) -> anyhow::Result<ChildProcess> {
-    let mut command = pg_command("postgres", layout.run_as, &layout.socket_dir)?;
+    let mut command = server_command(&pg_tool("postgres")?);
+    prepare_pg_command(&mut command, layout.run_as, &layout.socket_dir);
     command
         .arg("-D")
         .arg(&layout.data_dir)
         .args(["-p", &port.to_string(), "-k"])
         .arg(&layout.socket_dir);
-    let mut postmaster = ChildProcess::spawn(&format!("postgres {}", layout.name), command, &layout.log_path)?
-        .with_stop_signal(Signal::SIGINT, STOP_GRACE);
+    let mut postmaster = ChildProcess::spawn(
+        &format!("postgres {}", layout.name),
+        command,
+        &layout.log_path,
+    )?
+    .with_stop_signal(Signal::SIGINT, STOP_GRACE);
     let pid_file = layout.data_dir.join("postmaster.pid");
-    wait_for(&format!("{} to accept connections", layout.name), START_TIMEOUT, || {
-        if let Some(status) = postmaster.exit_status() {
-            let log = postmaster.log_since_start();
-            if log_says_addr_in_use(&log) {
-                return Err(give_up(AddrInUse { port }));
+    wait_for(
+        &format!("{} to accept connections", layout.name),
+        START_TIMEOUT,
+        || {
+            if let Some(status) = postmaster.exit_status() {
+                let log = postmaster.log_since_start();
+                if log_says_addr_in_use(&log) {
+                    return Err(give_up(AddrInUse { port }));
+                }
+                return Err(give_up(anyhow!(
+                    "{} exited during startup ({status}):\n{log}",
+                    layout.name
+                )));
             }
-            return Err(give_up(anyhow!("{} exited during startup ({status}):\n{log}", layout.name)));
-        }
-        // Lines: pid, data dir, start time, port, socket dir, listen address, shmem key,
-        // status ("starting", "ready", "standby" or "stopping").
-        let Ok(text) = fs::read_to_string(&pid_file) else { return Ok(None) };
-        let lines: Vec<&str> = text.lines().map(str::trim).collect();
-        let is_ours = lines.first() == Some(&postmaster.pid().to_string().as_str())
-            && lines.get(3) == Some(&port.to_string().as_str());
-        let is_ready = matches!(lines.get(7), Some(&"ready") | Some(&"standby"));
-        Ok((is_ours && is_ready).then_some(()))
-    })?;
+            // Lines: pid, data dir, start time, port, socket dir, listen address, shmem key,
+            // status ("starting", "ready", "standby" or "stopping").
+            let Ok(text) = fs::read_to_string(&pid_file) else {
+                return Ok(None);
+            };
+            let lines: Vec<&str> = text.lines().map(str::trim).collect();
+            let is_ours = lines.first() == Some(&postmaster.pid().to_string().as_str())
+                && lines.get(3) == Some(&port.to_string().as_str());
+            let is_ready = matches!(lines.get(7), Some(&"ready") | Some(&"standby"));
+            Ok((is_ours && is_ready).then_some(()))
+        },
+    )?;
     Ok(postmaster)
 }

@@ -68,6 +68,13 @@ pub fn pg_tool(name: &str) -> anyhow::Result<PathBuf> {
 /// read. `run_as` switches user (see [`RunAs`]).
 pub(crate) fn pg_command(tool: &str, run_as: RunAs, cwd: &Path) -> anyhow::Result<Command> {
     let mut command = Command::new(pg_tool(tool)?);
+    prepare_pg_command(&mut command, run_as, cwd);
+    Ok(command)
+}
+
+/// Applies the clean environment of [`pg_command`] to an existing command (used for the
+/// postmaster, which is built with [`crate::process::server_command`]).
+pub(crate) fn prepare_pg_command(command: &mut Command, run_as: RunAs, cwd: &Path) {
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("PG") {
             command.env_remove(&key);
@@ -78,18 +85,23 @@ pub(crate) fn pg_command(tool: &str, run_as: RunAs, cwd: &Path) -> anyhow::Resul
         .env("PGCONNECT_TIMEOUT", "10")
         .env("PGAPPNAME", "integration-tests-harness")
         .current_dir(cwd);
-    run_as.apply(&mut command);
-    Ok(command)
+    run_as.apply(command);
 }
 
 /// `initdb` a new data directory with the `postgres` superuser and trust auth (the
 /// harness overwrites pg_hba.conf right after).
 pub(crate) fn initdb(data_dir: &Path, run_as: RunAs, cwd: &Path) -> anyhow::Result<()> {
     let mut command = pg_command("initdb", run_as, cwd)?;
-    command
-        .arg("-D")
-        .arg(data_dir)
-        .args(["-U", "postgres", "-A", "trust", "--no-locale", "-E", "UTF8", "--no-sync"]);
+    command.arg("-D").arg(data_dir).args([
+        "-U",
+        "postgres",
+        "-A",
+        "trust",
+        "--no-locale",
+        "-E",
+        "UTF8",
+        "--no-sync",
+    ]);
     run_command(command, SETUP_TIMEOUT).context("initdb")?;
     Ok(())
 }
@@ -162,7 +174,10 @@ pub(crate) fn server_conf(options: &PgOptions) -> String {
         ("hot_standby_feedback", "on".to_owned()),
         ("wal_receiver_status_interval", "1s".to_owned()),
         ("wal_retrieve_retry_interval", "500ms".to_owned()),
-        ("password_encryption", encryption_name(options.password_encryption).to_owned()),
+        (
+            "password_encryption",
+            encryption_name(options.password_encryption).to_owned(),
+        ),
         ("unix_socket_permissions", "0777".to_owned()),
         ("logging_collector", "off".to_owned()),
         ("log_destination", "stderr".to_owned()),

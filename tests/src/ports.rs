@@ -58,7 +58,9 @@ pub fn free_port() -> anyhow::Result<u16> {
         if port < 1024 || FORBIDDEN_PORTS.contains(&port) {
             continue;
         }
-        let mut issued = issued_ports().lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut issued = issued_ports()
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         if issued.insert(port) {
             return Ok(port);
         }

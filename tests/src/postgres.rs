@@ -52,7 +52,12 @@ pub struct PgUser {
 impl PgUser {
     /// A non-superuser login role.
     pub fn new(name: &str, password: &str, method: AuthMethod) -> Self {
-        Self { name: name.to_owned(), password: password.to_owned(), method, superuser: false }
+        Self {
+            name: name.to_owned(),
+            password: password.to_owned(),
+            method,
+            superuser: false,
+        }
     }
 
     /// Makes the role a superuser.
@@ -135,11 +140,17 @@ pub struct PgCluster {
 impl PgCluster {
     /// initdb, configure and start a primary, create the users and databases, then
     /// clone and start `options.replicas` replicas. Takes about a second per node.
+    /// On failure the directory is kept and the server logs are printed.
     pub fn start(options: PgOptions) -> anyhow::Result<Self> {
         options.validate()?;
         let run_as = RunAs::postgres()?;
         let dir = TestDir::new("pgcluster-", run_as)?;
-        let mut cluster = Self { nodes: Vec::new(), options, run_as, dir };
+        let mut cluster = Self {
+            nodes: Vec::new(),
+            options,
+            run_as,
+            dir,
+        };
         let primary = cluster.create_primary().context("starting the primary")?;
         cluster.nodes.push(primary);
         for _ in 0..cluster.options.replicas {
@@ -150,7 +161,9 @@ impl PgCluster {
 
     /// [`PgCluster::start`] on a blocking thread, for `#[tokio::test]`.
     pub async fn start_async(options: PgOptions) -> anyhow::Result<Self> {
-        tokio::task::spawn_blocking(move || Self::start(options)).await.context("start task")?
+        tokio::task::spawn_blocking(move || Self::start(options))
+            .await
+            .context("start task")?
     }
 
     fn layout(&self, name: &str) -> anyhow::Result<NodeLayout> {
@@ -167,7 +180,10 @@ impl PgCluster {
     fn create_primary(&self) -> anyhow::Result<PgNode> {
         let layout = self.layout("primary")?;
         initdb(&layout.data_dir, self.run_as, &layout.socket_dir)?;
-        append(&layout.data_dir.join("postgresql.conf"), &server_conf(&self.options))?;
+        append(
+            &layout.data_dir.join("postgresql.conf"),
+            &server_conf(&self.options),
+        )?;
         fs::write(layout.data_dir.join("pg_hba.conf"), hba_conf(&self.options))
             .context("writing pg_hba.conf")?;
         let primary = PgNode::launch(layout)?;
@@ -219,7 +235,11 @@ impl PgCluster {
     pub fn replica(&self, index: usize) -> &PgNode {
         match self.replicas().get(index) {
             Some(node) => node,
-            None => panic!("the cluster has {} replicas, not {}", self.replicas().len(), index + 1),
+            None => panic!(
+                "the cluster has {} replicas, not {}",
+                self.replicas().len(),
+                index + 1
+            ),
         }
     }
 
@@ -246,7 +266,11 @@ impl PgCluster {
 
     /// Waits until every running replica has caught up with the primary.
     pub fn wait_for_replication(&self) -> anyhow::Result<()> {
-        for replica in self.replicas().iter().filter(|replica| replica.is_running()) {
+        for replica in self
+            .replicas()
+            .iter()
+            .filter(|replica| replica.is_running())
+        {
             self.wait_caught_up(replica)?;
         }
         Ok(())
@@ -269,5 +293,6 @@ fn append(path: &Path, text: &str) -> anyhow::Result<()> {
         .append(true)
         .open(path)
         .with_context(|| format!("opening {}", path.display()))?;
-    file.write_all(text.as_bytes()).with_context(|| format!("writing {}", path.display()))
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }

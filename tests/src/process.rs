@@ -11,7 +11,7 @@ use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::{OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
@@ -22,6 +22,60 @@ use crate::wait::{scaled, wait_until};
 
 /// How long to wait for a SIGKILLed process tree to disappear.
 const KILL_WAIT: Duration = Duration::from_secs(10);
+
+/// A command for a long-running server `program`: wrapped in
+/// `setpriv --pdeathsig KILL --` when available, so the kernel SIGKILLs the server if the
+/// test process dies without running its destructors (Ctrl-C, a CI timeout), instead of
+/// leaving it running on its port. `setpriv` execs the program, so the pid is the
+/// server's own. Spawn it with [`ChildProcess::spawn`].
+pub fn server_command(program: &Path) -> Command {
+    static SETPRIV: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let setpriv = SETPRIV.get_or_init(|| {
+        ["/usr/bin/setpriv", "/bin/setpriv"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|path| path.is_file())
+    });
+    match setpriv {
+        Some(setpriv) => {
+            let mut command = Command::new(setpriv);
+            command.args(["--pdeathsig", "KILL", "--"]).arg(program);
+            command
+        }
+        None => Command::new(program),
+    }
+}
+
+type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);
+
+/// Spawns `command` from one thread that lives as long as the test process. The
+/// parent-death signal fires when the *thread* that forked the child exits, so children
+/// forked by short-lived threads (test threads, `spawn_blocking`) would be killed early.
+fn spawn_from_spawner_thread(mut command: Command) -> std::io::Result<Child> {
+    static SPAWNER: OnceLock<Option<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (sender, receiver) = mpsc::channel::<SpawnRequest>();
+        std::thread::Builder::new()
+            .name("harness-spawner".to_owned())
+            .spawn(move || {
+                for (mut command, reply) in receiver {
+                    let _ = reply.send(command.spawn());
+                }
+            })
+            .ok()
+            .map(|_| sender)
+    });
+    let Some(spawner) = spawner else {
+        return command.spawn();
+    };
+    let (reply_sender, reply_receiver) = mpsc::channel();
+    if let Err(mpsc::SendError((mut command, _))) = spawner.send((command, reply_sender)) {
+        return command.spawn();
+    }
+    reply_receiver
+        .recv()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the spawner thread is gone")))
+}
 
 /// The identity a server process runs as.
 ///
@@ -52,7 +106,10 @@ impl RunAs {
         let user = User::from_name("postgres")
             .context("looking up the postgres user")?
             .ok_or_else(|| anyhow!("running as root but there is no `postgres` user"))?;
-        Ok(Self::User { uid: user.uid, gid: user.gid })
+        Ok(Self::User {
+            uid: user.uid,
+            gid: user.gid,
+        })
     }
 
     /// Makes `command` run as this identity.
@@ -109,7 +166,8 @@ impl ChildProcess {
             .stdout(log)
             .stderr(log_for_stderr)
             .process_group(0);
-        let child = command.spawn().with_context(|| format!("spawning {name}: {command:?}"))?;
+        let child =
+            spawn_from_spawner_thread(command).with_context(|| format!("spawning {name}"))?;
         Ok(Self {
             name: name.to_owned(),
             child,
@@ -155,8 +213,12 @@ impl ChildProcess {
 
     /// Everything this process (not an earlier one sharing the log) has logged so far.
     pub fn log_since_start(&self) -> String {
-        let Ok(bytes) = fs::read(&self.log_path) else { return String::new() };
-        let start = usize::try_from(self.log_start).unwrap_or(usize::MAX).min(bytes.len());
+        let Ok(bytes) = fs::read(&self.log_path) else {
+            return String::new();
+        };
+        let start = usize::try_from(self.log_start)
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
         String::from_utf8_lossy(&bytes[start..]).into_owned()
     }
 
@@ -249,9 +311,11 @@ impl ChildProcess {
         if self.wait_exit(scaled(KILL_WAIT)).is_none() {
             bail!("{} (pid {}) survived SIGKILL", self.name, self.pid());
         }
-        wait_until(&format!("{} processes to disappear", self.name), KILL_WAIT, || {
-            pids.iter().all(|pid| !pid_is_alive(*pid))
-        })
+        wait_until(
+            &format!("{} processes to disappear", self.name),
+            KILL_WAIT,
+            || pids.iter().all(|pid| !pid_is_alive(*pid)),
+        )
     }
 
     /// Graceful stop: SIGCONT the tree, send the stop signal to the leader, wait for the
@@ -268,13 +332,18 @@ impl ChildProcess {
         }
         // Children normally exit with their parent; reap stragglers (e.g. forked by a
         // server that was SIGKILLed earlier) so nothing outlives the guard.
-        let stragglers: Vec<u32> = descendants.into_iter().filter(|pid| pid_is_alive(*pid)).collect();
+        let stragglers: Vec<u32> = descendants
+            .into_iter()
+            .filter(|pid| pid_is_alive(*pid))
+            .collect();
         for pid in &stragglers {
             send_signal(*pid, Signal::SIGKILL);
         }
-        wait_until(&format!("{} stragglers to disappear", self.name), KILL_WAIT, || {
-            stragglers.iter().all(|pid| !pid_is_alive(*pid))
-        })
+        wait_until(
+            &format!("{} stragglers to disappear", self.name),
+            KILL_WAIT,
+            || stragglers.iter().all(|pid| !pid_is_alive(*pid)),
+        )
     }
 }
 
@@ -318,11 +387,16 @@ pub fn process_tree(root: u32) -> Vec<u32> {
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
     if let Ok(entries) = fs::read_dir("/proc") {
         for entry in entries.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok())
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|name| name.parse::<u32>().ok())
             else {
                 continue;
             };
-            let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else { continue };
+            let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
             if let Some((state, parent)) = parse_stat(&stat)
                 && state != 'Z'
                 && state != 'X'
@@ -342,7 +416,9 @@ pub fn process_tree(root: u32) -> Vec<u32> {
 
 /// The last `lines` lines of a file, or an empty string if it cannot be read.
 pub fn log_tail(path: &Path, lines: usize) -> String {
-    let Ok(bytes) = fs::read(path) else { return String::new() };
+    let Ok(bytes) = fs::read(path) else {
+        return String::new();
+    };
     let text = String::from_utf8_lossy(&bytes);
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
@@ -359,7 +435,9 @@ pub fn run_command(mut command: Command, timeout: Duration) -> anyhow::Result<Ou
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    let child = command.spawn().with_context(|| format!("spawning {description}"))?;
+    let child = command
+        .spawn()
+        .with_context(|| format!("spawning {description}"))?;
     let pid = child.id();
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
@@ -404,7 +482,10 @@ mod tests {
     fn run_command_reports_failures_and_timeouts() {
         let mut echo = Command::new("sh");
         echo.args(["-c", "echo hi"]);
-        assert_eq!(run_command(echo, Duration::from_secs(10)).unwrap().stdout, b"hi\n");
+        assert_eq!(
+            run_command(echo, Duration::from_secs(10)).unwrap().stdout,
+            b"hi\n"
+        );
 
         let mut failing = Command::new("sh");
         failing.args(["-c", "echo oops >&2; exit 3"]);
@@ -430,6 +511,9 @@ mod tests {
         let pids = process_tree(child.pid());
         child.pause_tree().unwrap();
         drop(child);
-        assert!(pids.iter().all(|pid| !pid_is_alive(*pid)), "{pids:?} survived");
+        assert!(
+            pids.iter().all(|pid| !pid_is_alive(*pid)),
+            "{pids:?} survived"
+        );
     }
 }

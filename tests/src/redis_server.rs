@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -14,7 +13,7 @@ use anyhow::{Context, anyhow, bail};
 use redis::FromRedisValue;
 
 use crate::ports::{AddrInUse, log_says_addr_in_use, with_free_port};
-use crate::process::ChildProcess;
+use crate::process::{ChildProcess, server_command};
 use crate::url::percent_encode;
 use crate::wait::{give_up, wait_for};
 
@@ -94,7 +93,10 @@ pub struct RedisServer {
 impl RedisServer {
     /// Writes the config built by `conf(port)` for a free port, starts the server and
     /// waits until it answers (and is really ours: `INFO` reports our child's pid).
-    pub(crate) fn launch(layout: ServerLayout, conf: impl Fn(u16) -> String) -> anyhow::Result<Self> {
+    pub(crate) fn launch(
+        layout: ServerLayout,
+        conf: impl Fn(u16) -> String,
+    ) -> anyhow::Result<Self> {
         let (port, process) = with_free_port(|port| {
             fs::write(layout.conf_path(), conf(port)).context("writing the redis config")?;
             Ok((port, spawn_server(&layout, port)?))
@@ -110,7 +112,10 @@ impl RedisServer {
     }
 
     fn process(&self) -> MutexGuard<'_, Option<ChildProcess>> {
-        self.shared.process.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.shared
+            .process
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     fn with_running<T>(
@@ -177,12 +182,17 @@ impl RedisServer {
     /// Process id while running.
     pub fn pid(&self) -> Option<u32> {
         let mut guard = self.process();
-        guard.as_mut().and_then(|process| process.is_running().then(|| process.pid()))
+        guard
+            .as_mut()
+            .and_then(|process| process.is_running().then(|| process.pid()))
     }
 
     /// Pids of the server and any child it forked (RDB saves, diskless syncs).
     pub fn process_ids(&self) -> Vec<u32> {
-        self.process().as_mut().map(ChildProcess::tree_pids).unwrap_or_default()
+        self.process()
+            .as_mut()
+            .map(ChildProcess::tree_pids)
+            .unwrap_or_default()
     }
 
     /// True while the process runs (also when paused).
@@ -193,7 +203,11 @@ impl RedisServer {
     /// `redis://[:password@]127.0.0.1:<port>/`.
     pub fn url(&self) -> String {
         match self.password() {
-            Some(password) => format!("redis://:{}@127.0.0.1:{}/", percent_encode(password), self.port()),
+            Some(password) => format!(
+                "redis://:{}@127.0.0.1:{}/",
+                percent_encode(password),
+                self.port()
+            ),
             None => format!("redis://127.0.0.1:{}/", self.port()),
         }
     }
@@ -211,7 +225,9 @@ impl RedisServer {
 
     /// Runs one command on a fresh connection: `server.query::<String>(&["GET", "k"])`.
     pub fn query<T: FromRedisValue>(&self, args: &[&str]) -> anyhow::Result<T> {
-        let Some((name, rest)) = args.split_first() else { bail!("empty command") };
+        let Some((name, rest)) = args.split_first() else {
+            bail!("empty command")
+        };
         let mut command = redis::cmd(name);
         for arg in rest {
             command.arg(*arg);
@@ -224,7 +240,10 @@ impl RedisServer {
     /// First element of `ROLE`: `master`, `slave` or `sentinel`.
     pub fn role(&self) -> anyhow::Result<String> {
         let role: Vec<redis::Value> = self.query(&["ROLE"])?;
-        let first = role.into_iter().next().ok_or_else(|| anyhow!("empty ROLE reply"))?;
+        let first = role
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow!("empty ROLE reply"))?;
         Ok(String::from_redis_value(first)?)
     }
 
@@ -305,7 +324,7 @@ pub(crate) fn parse_info(text: &str) -> HashMap<String, String> {
 /// Spawns the server from its config file and waits until `INFO server` on `port`
 /// reports the child's pid (so we never mistake another server on that port for ours).
 fn spawn_server(layout: &ServerLayout, port: u16) -> anyhow::Result<ChildProcess> {
-    let mut command = Command::new(redis_tool("redis-server")?);
+    let mut command = server_command(&redis_tool("redis-server")?);
     command.arg(layout.conf_path()).current_dir(&layout.dir);
     if layout.kind == ServerKind::Sentinel {
         command.arg("--sentinel");
@@ -317,23 +336,33 @@ fn spawn_server(layout: &ServerLayout, port: u16) -> anyhow::Result<ChildProcess
         None => format!("redis://127.0.0.1:{port}/"),
     };
     let client = redis::Client::open(url)?;
-    wait_for(&format!("{} to answer on port {port}", layout.name), START_TIMEOUT, || {
-        if let Some(status) = process.exit_status() {
-            let log = process.log_since_start();
-            if log_says_addr_in_use(&log) {
+    wait_for(
+        &format!("{} to answer on port {port}", layout.name),
+        START_TIMEOUT,
+        || {
+            if let Some(status) = process.exit_status() {
+                let log = process.log_since_start();
+                if log_says_addr_in_use(&log) {
+                    return Err(give_up(AddrInUse { port }));
+                }
+                return Err(give_up(anyhow!(
+                    "{} exited during startup ({status}):\n{log}",
+                    layout.name
+                )));
+            }
+            let mut connection = client.get_connection_with_timeout(IO_TIMEOUT)?;
+            connection.set_read_timeout(Some(IO_TIMEOUT))?;
+            let info: String = redis::cmd("INFO").arg("server").query(&mut connection)?;
+            let pid = parse_info(&info)
+                .get("process_id")
+                .cloned()
+                .unwrap_or_default();
+            if pid != process.pid().to_string() {
                 return Err(give_up(AddrInUse { port }));
             }
-            return Err(give_up(anyhow!("{} exited during startup ({status}):\n{log}", layout.name)));
-        }
-        let mut connection = client.get_connection_with_timeout(IO_TIMEOUT)?;
-        connection.set_read_timeout(Some(IO_TIMEOUT))?;
-        let info: String = redis::cmd("INFO").arg("server").query(&mut connection)?;
-        let pid = parse_info(&info).get("process_id").cloned().unwrap_or_default();
-        if pid != process.pid().to_string() {
-            return Err(give_up(AddrInUse { port }));
-        }
-        Ok(Some(()))
-    })?;
+            Ok(Some(()))
+        },
+    )?;
     Ok(process)
 }
 
@@ -345,6 +374,9 @@ mod tests {
     fn parses_info_fields() {
         let info = parse_info("# Replication\r\nrole:slave\r\nmaster_link_status:up\r\n\r\n");
         assert_eq!(info.get("role").map(String::as_str), Some("slave"));
-        assert_eq!(info.get("master_link_status").map(String::as_str), Some("up"));
+        assert_eq!(
+            info.get("master_link_status").map(String::as_str),
+            Some("up")
+        );
     }
 }

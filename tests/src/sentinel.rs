@@ -56,7 +56,11 @@ impl Default for RedisOptions {
 impl RedisOptions {
     /// A lone master: no replicas, no Sentinels.
     pub fn single() -> Self {
-        Self { replicas: 0, sentinels: 0, ..Self::default() }
+        Self {
+            replicas: 0,
+            sentinels: 0,
+            ..Self::default()
+        }
     }
 
     fn quorum(&self) -> usize {
@@ -82,10 +86,16 @@ pub struct RedisSet {
 
 impl RedisSet {
     /// Starts the master, the replicas, then the Sentinels, and waits until the set is
-    /// stable (see [`RedisSet::wait_until_stable`]).
+    /// stable (see [`RedisSet::wait_until_stable`]); about 2–3 s with Sentinels, which
+    /// discover each other through 2 s hello messages. On failure the directory is
+    /// kept and the logs are printed.
     pub fn start(options: RedisOptions) -> anyhow::Result<Self> {
         if options.sentinels > 0 && !(1..=options.sentinels).contains(&options.quorum()) {
-            bail!("quorum {} is impossible with {} sentinels", options.quorum(), options.sentinels);
+            bail!(
+                "quorum {} is impossible with {} sentinels",
+                options.quorum(),
+                options.sentinels
+            );
         }
         let dir = TestDir::new("redisset-", RunAs::CurrentUser)?;
         let mut set = Self {
@@ -95,30 +105,43 @@ impl RedisSet {
             paused_master: Mutex::new(None),
             dir,
         };
-        let master = set.launch_data_server(0, None)?;
+        if let Err(error) = set.launch_all() {
+            set.dir.preserve();
+            return Err(error);
+        }
+        Ok(set)
+    }
+
+    fn launch_all(&mut self) -> anyhow::Result<()> {
+        let master = self.launch_data_server(0, None)?;
         let master_port = master.port();
-        set.servers.push(master);
-        for index in 1..=set.options.replicas {
-            let replica = set.launch_data_server(index, Some(master_port))?;
-            set.servers.push(replica);
+        self.servers.push(master);
+        for index in 1..=self.options.replicas {
+            let replica = self.launch_data_server(index, Some(master_port))?;
+            self.servers.push(replica);
         }
         // Sentinels learn the replicas from the master's first INFO reply: start them
         // once the links are up so discovery does not wait for the next 10 s refresh.
-        set.wait_replicas_linked(master_port)?;
-        for index in 0..set.options.sentinels {
-            let sentinel = set.launch_sentinel(index, master_port)?;
-            set.sentinels.push(sentinel);
+        self.wait_replicas_linked(master_port)?;
+        for index in 0..self.options.sentinels {
+            let sentinel = self.launch_sentinel(index, master_port)?;
+            self.sentinels.push(sentinel);
         }
-        set.wait_until_stable(SETTLE_TIMEOUT)?;
-        Ok(set)
+        self.wait_until_stable(SETTLE_TIMEOUT)
     }
 
     /// [`RedisSet::start`] on a blocking thread, for `#[tokio::test]`.
     pub async fn start_async(options: RedisOptions) -> anyhow::Result<Self> {
-        tokio::task::spawn_blocking(move || Self::start(options)).await.context("start task")?
+        tokio::task::spawn_blocking(move || Self::start(options))
+            .await
+            .context("start task")?
     }
 
-    fn launch_data_server(&self, index: usize, master_port: Option<u16>) -> anyhow::Result<RedisServer> {
+    fn launch_data_server(
+        &self,
+        index: usize,
+        master_port: Option<u16>,
+    ) -> anyhow::Result<RedisServer> {
         let name = format!("redis{index}");
         let dir = self.dir.subdir(&name, RunAs::CurrentUser)?;
         let layout = ServerLayout {
@@ -136,7 +159,11 @@ impl RedisSet {
                 conf_quote(&dir.to_string_lossy())
             );
             if let Some(password) = &password {
-                let _ = writeln!(conf, "requirepass {0}\nmasterauth {0}", conf_quote(password));
+                let _ = writeln!(
+                    conf,
+                    "requirepass {0}\nmasterauth {0}",
+                    conf_quote(password)
+                );
             }
             if let Some(master_port) = master_port {
                 let _ = writeln!(conf, "replicaof 127.0.0.1 {master_port}");
@@ -149,7 +176,12 @@ impl RedisSet {
     fn launch_sentinel(&self, index: usize, master_port: u16) -> anyhow::Result<RedisServer> {
         let name = format!("sentinel{index}");
         let dir = self.dir.subdir(&name, RunAs::CurrentUser)?;
-        let layout = ServerLayout { name: name.clone(), dir: dir.clone(), kind: ServerKind::Sentinel, password: None };
+        let layout = ServerLayout {
+            name: name.clone(),
+            dir: dir.clone(),
+            kind: ServerKind::Sentinel,
+            password: None,
+        };
         let options = self.options.clone();
         RedisServer::launch(layout, move |port| {
             let master = &options.master_name;
@@ -174,13 +206,25 @@ impl RedisSet {
     }
 
     fn wait_replicas_linked(&self, master_port: u16) -> anyhow::Result<()> {
-        for replica in self.servers.iter().filter(|server| server.port() != master_port) {
-            wait_for(&format!("{} to sync with its master", replica.name()), SETTLE_TIMEOUT, || {
-                let info = replica.info("replication")?;
-                let linked = info.get("master_link_status").is_some_and(|status| status == "up")
-                    && info.get("master_port").is_some_and(|port| *port == master_port.to_string());
-                Ok(linked.then_some(()))
-            })?;
+        for replica in self
+            .servers
+            .iter()
+            .filter(|server| server.port() != master_port)
+        {
+            wait_for(
+                &format!("{} to sync with its master", replica.name()),
+                SETTLE_TIMEOUT,
+                || {
+                    let info = replica.info("replication")?;
+                    let linked = info
+                        .get("master_link_status")
+                        .is_some_and(|status| status == "up")
+                        && info
+                            .get("master_port")
+                            .is_some_and(|port| *port == master_port.to_string());
+                    Ok(linked.then_some(()))
+                },
+            )?;
         }
         Ok(())
     }
@@ -202,7 +246,10 @@ impl RedisSet {
 
     /// The data server or Sentinel listening on `addr`, if it belongs to this set.
     pub fn server(&self, addr: SocketAddr) -> Option<&RedisServer> {
-        self.servers.iter().chain(&self.sentinels).find(|server| server.addr() == addr)
+        self.servers
+            .iter()
+            .chain(&self.sentinels)
+            .find(|server| server.addr() == addr)
     }
 
     /// Addresses of all Sentinels (also stopped ones).
@@ -223,7 +270,11 @@ impl RedisSet {
                 .ok_or_else(|| anyhow!("no running server reports ROLE master"));
         }
         let mut last_error = anyhow!("no Sentinel is running");
-        for sentinel in self.sentinels.iter().filter(|sentinel| sentinel.is_running()) {
+        for sentinel in self
+            .sentinels
+            .iter()
+            .filter(|sentinel| sentinel.is_running())
+        {
             match self.sentinel_master_addr(sentinel) {
                 Ok(addr) => return Ok(addr),
                 Err(error) => last_error = error,
@@ -235,14 +286,18 @@ impl RedisSet {
     /// The current master's handle (see [`RedisSet::master_addr`]).
     pub fn master(&self) -> anyhow::Result<&RedisServer> {
         let addr = self.master_addr()?;
-        self.server(addr).ok_or_else(|| anyhow!("master {addr} is not part of this set"))
+        self.server(addr)
+            .ok_or_else(|| anyhow!("master {addr} is not part of this set"))
     }
 
     fn sentinel_master_addr(&self, sentinel: &RedisServer) -> anyhow::Result<SocketAddr> {
         let reply: Option<(String, u16)> =
             sentinel.query(&["SENTINEL", "get-master-addr-by-name", self.master_name()])?;
-        let (host, port) = reply.ok_or_else(|| anyhow!("{} does not know the master", sentinel.name()))?;
-        format!("{host}:{port}").parse().with_context(|| format!("master address {host}:{port}"))
+        let (host, port) =
+            reply.ok_or_else(|| anyhow!("{} does not know the master", sentinel.name()))?;
+        format!("{host}:{port}")
+            .parse()
+            .with_context(|| format!("master address {host}:{port}"))
     }
 
     /// Addresses of running data servers whose ROLE is `slave`.
@@ -259,24 +314,28 @@ impl RedisSet {
     /// a failover is in progress. Returns once the failover has started: follow with
     /// [`RedisSet::wait_for_switch_master`].
     pub fn failover(&self) -> anyhow::Result<()> {
-        wait_for("a Sentinel to accept SENTINEL FAILOVER", Duration::from_secs(30), || {
-            let sentinel = self
-                .sentinels
-                .iter()
-                .find(|sentinel| sentinel.is_running())
-                .ok_or_else(|| crate::wait::give_up(anyhow!("no Sentinel is running")))?;
-            match sentinel.query::<String>(&["SENTINEL", "FAILOVER", self.master_name()]) {
-                Ok(_) => Ok(Some(())),
-                Err(error) => {
-                    let text = format!("{error:#}");
-                    if text.contains("NOGOODSLAVE") || text.contains("INPROG") {
-                        Err(error)
-                    } else {
-                        Err(crate::wait::give_up(error))
+        wait_for(
+            "a Sentinel to accept SENTINEL FAILOVER",
+            Duration::from_secs(30),
+            || {
+                let sentinel = self
+                    .sentinels
+                    .iter()
+                    .find(|sentinel| sentinel.is_running())
+                    .ok_or_else(|| crate::wait::give_up(anyhow!("no Sentinel is running")))?;
+                match sentinel.query::<String>(&["SENTINEL", "FAILOVER", self.master_name()]) {
+                    Ok(_) => Ok(Some(())),
+                    Err(error) => {
+                        let text = format!("{error:#}");
+                        if text.contains("NOGOODSLAVE") || text.contains("INPROG") {
+                            Err(error)
+                        } else {
+                            Err(crate::wait::give_up(error))
+                        }
                     }
                 }
-            }
-        })
+            },
+        )
     }
 
     /// [`RedisSet::failover`] then [`RedisSet::wait_for_switch_master`]; returns the
@@ -289,21 +348,37 @@ impl RedisSet {
 
     /// Waits until every running Sentinel names the same master, different from `old`,
     /// and that server answers ROLE `master`; returns its address.
-    pub fn wait_for_switch_master(&self, old: SocketAddr, timeout: Duration) -> anyhow::Result<SocketAddr> {
-        wait_for(&format!("Sentinels to switch master away from {old}"), timeout, || {
-            let Some(addr) = self.agreed_master()? else { return Ok(None) };
-            if addr == old {
-                return Ok(None);
-            }
-            let server = self.server(addr).ok_or_else(|| anyhow!("new master {addr} is not ours"))?;
-            Ok((server.role()? == "master").then_some(addr))
-        })
+    pub fn wait_for_switch_master(
+        &self,
+        old: SocketAddr,
+        timeout: Duration,
+    ) -> anyhow::Result<SocketAddr> {
+        wait_for(
+            &format!("Sentinels to switch master away from {old}"),
+            timeout,
+            || {
+                let Some(addr) = self.agreed_master()? else {
+                    return Ok(None);
+                };
+                if addr == old {
+                    return Ok(None);
+                }
+                let server = self
+                    .server(addr)
+                    .ok_or_else(|| anyhow!("new master {addr} is not ours"))?;
+                Ok((server.role()? == "master").then_some(addr))
+            },
+        )
     }
 
     /// The master all running Sentinels agree on, or `None` while they disagree.
     fn agreed_master(&self) -> anyhow::Result<Option<SocketAddr>> {
         let mut agreed = None;
-        for sentinel in self.sentinels.iter().filter(|sentinel| sentinel.is_running()) {
+        for sentinel in self
+            .sentinels
+            .iter()
+            .filter(|sentinel| sentinel.is_running())
+        {
             let addr = self.sentinel_master_addr(sentinel)?;
             if agreed.is_some_and(|previous| previous != addr) {
                 return Ok(None);
@@ -317,7 +392,9 @@ impl RedisSet {
     /// agrees on it, it answers ROLE master, every other running server replicates from
     /// it with the link up, and every running Sentinel lists those replicas and the other
     /// running Sentinels as healthy (and `SENTINEL CKQUORUM` is OK). Call after a
-    /// failover to wait for the old master to rejoin as a replica.
+    /// failover to wait for the old master to rejoin as a replica; note that Sentinel
+    /// demotes a surviving old master only ~10 s after the switch (until then it still
+    /// claims to be a master: the split-brain window clients must cope with).
     pub fn wait_until_stable(&self, timeout: Duration) -> anyhow::Result<()> {
         wait_for("the Redis set to settle", timeout, || self.check_stable())
     }
@@ -326,10 +403,14 @@ impl RedisSet {
         let master_addr = if self.sentinels.is_empty() {
             self.master_addr()?
         } else {
-            let Some(addr) = self.agreed_master()? else { return Ok(None) };
+            let Some(addr) = self.agreed_master()? else {
+                return Ok(None);
+            };
             addr
         };
-        let master = self.server(master_addr).ok_or_else(|| anyhow!("master {master_addr} is not ours"))?;
+        let master = self
+            .server(master_addr)
+            .ok_or_else(|| anyhow!("master {master_addr} is not ours"))?;
         if master.role()? != "master" {
             return Ok(None);
         }
@@ -340,18 +421,27 @@ impl RedisSet {
             .collect();
         for replica in &replicas {
             let info = replica.info("replication")?;
-            let linked = info.get("master_link_status").is_some_and(|status| status == "up")
-                && info.get("master_port").is_some_and(|port| *port == master_addr.port().to_string());
+            let linked = info
+                .get("master_link_status")
+                .is_some_and(|status| status == "up")
+                && info
+                    .get("master_port")
+                    .is_some_and(|port| *port == master_addr.port().to_string());
             if !linked {
                 return Ok(None);
             }
         }
-        let running_sentinels: Vec<&RedisServer> =
-            self.sentinels.iter().filter(|sentinel| sentinel.is_running()).collect();
+        let running_sentinels: Vec<&RedisServer> = self
+            .sentinels
+            .iter()
+            .filter(|sentinel| sentinel.is_running())
+            .collect();
         for sentinel in &running_sentinels {
             let known_replicas = self.healthy_peers(sentinel, "replicas")?;
             let known_sentinels = self.healthy_peers(sentinel, "sentinels")?;
-            let sees_replicas = replicas.iter().all(|replica| known_replicas.contains(&replica.port()));
+            let sees_replicas = replicas
+                .iter()
+                .all(|replica| known_replicas.contains(&replica.port()));
             let sees_sentinels = running_sentinels
                 .iter()
                 .filter(|other| other.port() != sentinel.port())
@@ -368,7 +458,8 @@ impl RedisSet {
 
     /// Ports of the replicas or Sentinels a Sentinel lists without a down/disconnected flag.
     fn healthy_peers(&self, sentinel: &RedisServer, kind: &str) -> anyhow::Result<Vec<u16>> {
-        let peers: Vec<HashMap<String, String>> = sentinel.query(&["SENTINEL", kind, self.master_name()])?;
+        let peers: Vec<HashMap<String, String>> =
+            sentinel.query(&["SENTINEL", kind, self.master_name()])?;
         Ok(peers
             .iter()
             .filter(|peer| {
@@ -391,7 +482,10 @@ impl RedisSet {
     pub fn pause_master(&self) -> anyhow::Result<SocketAddr> {
         let master = self.master()?;
         master.pause()?;
-        *self.paused_master.lock().unwrap_or_else(|poison| poison.into_inner()) = Some(master.addr());
+        *self
+            .paused_master
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner()) = Some(master.addr());
         Ok(master.addr())
     }
 
@@ -404,7 +498,9 @@ impl RedisSet {
             .unwrap_or_else(|poison| poison.into_inner())
             .take()
             .ok_or_else(|| anyhow!("no master was paused"))?;
-        self.server(addr).ok_or_else(|| anyhow!("{addr} is not ours"))?.resume()?;
+        self.server(addr)
+            .ok_or_else(|| anyhow!("{addr} is not ours"))?
+            .resume()?;
         Ok(addr)
     }
 
@@ -412,7 +508,13 @@ impl RedisSet {
     pub fn kill_sentinel(&self, index: usize) -> anyhow::Result<()> {
         self.sentinels
             .get(index)
-            .ok_or_else(|| anyhow!("there are {} sentinels, not {}", self.sentinels.len(), index + 1))?
+            .ok_or_else(|| {
+                anyhow!(
+                    "there are {} sentinels, not {}",
+                    self.sentinels.len(),
+                    index + 1
+                )
+            })?
             .kill()
     }
 
@@ -421,9 +523,16 @@ impl RedisSet {
     /// replies are printed by redis-cli, not turned into `Err`: use
     /// [`RedisServer::query`] to check them. Refuses addresses outside the set.
     pub fn redis_cli(&self, addr: SocketAddr, args: &[&str]) -> anyhow::Result<String> {
-        let server = self.server(addr).ok_or_else(|| anyhow!("{addr} is not part of this set"))?;
+        let server = self
+            .server(addr)
+            .ok_or_else(|| anyhow!("{addr} is not part of this set"))?;
         let mut command = std::process::Command::new(redis_tool("redis-cli")?);
-        command.env_remove("REDISCLI_AUTH").args(["-h", "127.0.0.1", "-p", &server.port().to_string()]);
+        command.env_remove("REDISCLI_AUTH").args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &server.port().to_string(),
+        ]);
         if let Some(password) = server.password() {
             command.args(["--no-auth-warning", "-a", password]);
         }

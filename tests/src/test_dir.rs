@@ -14,13 +14,14 @@ const LOG_TAIL_LINES: usize = 50;
 /// A temporary directory owning everything one cluster writes (data, sockets, configs,
 /// `*.log` files).
 ///
-/// On Drop it is removed, unless the thread is panicking (a failed test) or
-/// `HARNESS_KEEP_DIRS` is set: then it is kept and its path is printed, followed by the
+/// On Drop it is removed, unless the thread is panicking (a failed test), the owner
+/// called [`TestDir::preserve`], or `HARNESS_KEEP_DIRS` is set: then it is kept and its path is printed, followed by the
 /// last lines of every `*.log` file in it or in its direct subdirectories.
 /// Owners must stop their processes before this drops so the logs are complete.
 #[derive(Debug)]
 pub struct TestDir {
     dir: TempDir,
+    is_preserved: bool,
 }
 
 impl TestDir {
@@ -33,7 +34,16 @@ impl TestDir {
             .tempdir_in(&base)
             .with_context(|| format!("creating a temporary directory in {}", base.display()))?;
         owner.give(dir.path())?;
-        Ok(Self { dir })
+        Ok(Self {
+            dir,
+            is_preserved: false,
+        })
+    }
+
+    /// Keeps the directory and prints its logs on Drop, as for a failing test. Owners
+    /// call it when their own start fails, so the error comes with the server logs.
+    pub fn preserve(&mut self) {
+        self.is_preserved = true;
     }
 
     /// The directory path.
@@ -54,15 +64,21 @@ impl TestDir {
         let mut logs = Vec::new();
         let mut folders = vec![self.dir.path().to_owned()];
         if let Ok(entries) = fs::read_dir(self.dir.path()) {
-            folders.extend(entries.flatten().map(|entry| entry.path()).filter(|path| path.is_dir()));
-        }
-        for folder in folders {
-            let Ok(entries) = fs::read_dir(&folder) else { continue };
-            logs.extend(
+            folders.extend(
                 entries
                     .flatten()
                     .map(|entry| entry.path())
-                    .filter(|path| path.is_file() && path.extension().is_some_and(|ext| ext == "log")),
+                    .filter(|path| path.is_dir()),
+            );
+        }
+        for folder in folders {
+            let Ok(entries) = fs::read_dir(&folder) else {
+                continue;
+            };
+            logs.extend(
+                entries.flatten().map(|entry| entry.path()).filter(|path| {
+                    path.is_file() && path.extension().is_some_and(|ext| ext == "log")
+                }),
             );
         }
         logs.sort();
@@ -81,13 +97,18 @@ fn base_dir(owner: RunAs) -> PathBuf {
     let traversable = system.ancestors().all(|folder| {
         fs::metadata(folder).is_ok_and(|meta| meta.permissions().mode() & 0o001 != 0)
     });
-    if traversable { system } else { PathBuf::from("/tmp") }
+    if traversable {
+        system
+    } else {
+        PathBuf::from("/tmp")
+    }
 }
 
 impl Drop for TestDir {
     fn drop(&mut self) {
-        let panicking = std::thread::panicking();
-        let keep_requested = std::env::var_os("HARNESS_KEEP_DIRS").is_some_and(|value| value != "0");
+        let panicking = std::thread::panicking() || self.is_preserved;
+        let keep_requested =
+            std::env::var_os("HARNESS_KEEP_DIRS").is_some_and(|value| value != "0");
         if !panicking && !keep_requested {
             return;
         }

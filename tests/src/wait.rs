@@ -91,7 +91,11 @@ pub fn wait_until(
 
 /// Async [`wait_for`]: awaits `probe()` every [`POLL_INTERVAL`] (sleeping with
 /// `tokio::time::sleep`, so the runtime keeps running other tasks).
-pub async fn wait_for_async<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> anyhow::Result<T>
+pub async fn wait_for_async<T, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    mut probe: F,
+) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = anyhow::Result<Option<T>>>,

@@ -23,14 +23,19 @@ fn cluster() -> PgCluster {
 }
 
 fn userlist(pg: &PgCluster) -> String {
-    let scram = pg.primary().psql("SELECT rolpassword FROM pg_authid WHERE rolname = 'app'").unwrap();
+    let scram = pg
+        .primary()
+        .psql("SELECT rolpassword FROM pg_authid WHERE rolname = 'app'")
+        .unwrap();
     format!("\"postgres\" \"\"\n\"app\" \"{scram}\"\n\"legacy\" \"legacy-secret\"\n")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn named_statements_work_across_servers_in_transaction_mode() {
     let pg = cluster();
-    pg.primary().psql("CREATE TABLE items (id int PRIMARY KEY, name text); GRANT ALL ON items TO app").unwrap();
+    pg.primary()
+        .psql("CREATE TABLE items (id int PRIMARY KEY, name text); GRANT ALL ON items TO app")
+        .unwrap();
     let pooler = TestPooler::start(pg.primary(), TRANSACTION_MODE, &userlist(&pg)).await;
     let mut tasks = Vec::new();
     for client_id in 0..10 {
@@ -38,11 +43,20 @@ async fn named_statements_work_across_servers_in_transaction_mode() {
         tasks.push(tokio::spawn(async move {
             let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
             tokio::spawn(connection);
-            let insert = client.prepare("INSERT INTO items VALUES ($1, $2)").await.unwrap();
-            let select = client.prepare("SELECT name FROM items WHERE id = $1").await.unwrap();
+            let insert = client
+                .prepare("INSERT INTO items VALUES ($1, $2)")
+                .await
+                .unwrap();
+            let select = client
+                .prepare("SELECT name FROM items WHERE id = $1")
+                .await
+                .unwrap();
             for i in 0..20 {
                 let id = client_id * 100 + i;
-                client.execute(&insert, &[&id, &format!("item {id}")]).await.unwrap();
+                client
+                    .execute(&insert, &[&id, &format!("item {id}")])
+                    .await
+                    .unwrap();
                 let row = client.query_one(&select, &[&id]).await.unwrap();
                 assert_eq!(row.get::<_, String>(0), format!("item {id}"));
             }
@@ -51,7 +65,10 @@ async fn named_statements_work_across_servers_in_transaction_mode() {
     for task in tasks {
         task.await.unwrap();
     }
-    assert!(server_connections(pg.primary(), "app") <= 2, "pool_size respected");
+    assert!(
+        server_connections(pg.primary(), "app") <= 2,
+        "pool_size respected"
+    );
     let count = pg.primary().psql("SELECT count(*) FROM items").unwrap();
     assert_eq!(count, "200");
     pooler.stop().await;
@@ -61,27 +78,59 @@ async fn named_statements_work_across_servers_in_transaction_mode() {
 async fn pgbench_runs_in_every_protocol_mode() {
     let pg = cluster();
     pg.primary().pgbench_init(1).unwrap();
-    let pooler = TestPooler::start(pg.primary(), "pool_mode = transaction\ndefault_pool_size = 4\nauth_type = trust\n", &userlist(&pg)).await;
+    let pooler = TestPooler::start(
+        pg.primary(),
+        "pool_mode = transaction\ndefault_pool_size = 4\nauth_type = trust\n",
+        &userlist(&pg),
+    )
+    .await;
     let port = pooler.port;
     tokio::task::spawn_blocking(move || {
         let pooler_port = port;
         for mode in ["simple", "extended", "prepared"] {
             let out = std::process::Command::new(integration_tests::pg_tool("pgbench").unwrap())
-                .args(["-h", "127.0.0.1", "-p", &pooler_port.to_string(), "-U", "postgres"])
-                .args(["-n", "-S", "-c", "12", "-j", "2", "-t", "50", "-M", mode, "postgres"])
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &pooler_port.to_string(),
+                    "-U",
+                    "postgres",
+                ])
+                .args([
+                    "-n", "-S", "-c", "12", "-j", "2", "-t", "50", "-M", mode, "postgres",
+                ])
                 .output()
                 .unwrap();
             let stdout = String::from_utf8_lossy(&out.stdout);
-            assert!(out.status.success(), "pgbench -M {mode}: {stdout}{}", String::from_utf8_lossy(&out.stderr));
-            assert!(stdout.contains("number of transactions actually processed: 600/600"), "{stdout}");
+            assert!(
+                out.status.success(),
+                "pgbench -M {mode}: {stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                stdout.contains("number of transactions actually processed: 600/600"),
+                "{stdout}"
+            );
         }
         // -C: a new connection per transaction.
         let out = std::process::Command::new(integration_tests::pg_tool("pgbench").unwrap())
-            .args(["-h", "127.0.0.1", "-p", &pooler_port.to_string(), "-U", "postgres"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &pooler_port.to_string(),
+                "-U",
+                "postgres",
+            ])
             .args(["-n", "-S", "-C", "-c", "4", "-t", "25", "postgres"])
             .output()
             .unwrap();
-        assert!(out.status.success(), "pgbench -C: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "pgbench -C: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     })
     .await
     .unwrap();
@@ -94,29 +143,67 @@ async fn logins_check_passwords_and_report_unknown_databases() {
     let pg = cluster();
     let pooler = TestPooler::start(pg.primary(), TRANSACTION_MODE, &userlist(&pg)).await;
     // SCRAM user: pass-through of the client's SCRAM keys to the server.
-    let client = pooler.connect("app", Some("app-secret"), "postgres").await.unwrap();
-    let row = client.query_one("SELECT current_user::text", &[]).await.unwrap();
+    let client = pooler
+        .connect("app", Some("app-secret"), "postgres")
+        .await
+        .unwrap();
+    let row = client
+        .query_one("SELECT current_user::text", &[])
+        .await
+        .unwrap();
     assert_eq!(row.get::<_, String>(0), "app");
     // md5 user with a plaintext password in the userlist.
-    let legacy = pooler.connect("legacy", Some("legacy-secret"), "postgres").await.unwrap();
+    let legacy = pooler
+        .connect("legacy", Some("legacy-secret"), "postgres")
+        .await
+        .unwrap();
     legacy.simple_query("SELECT 1").await.unwrap();
 
-    let err = message(pooler.connect("app", Some("wrong"), "postgres").await.err().unwrap());
+    let err = message(
+        pooler
+            .connect("app", Some("wrong"), "postgres")
+            .await
+            .err()
+            .unwrap(),
+    );
     assert_eq!(err, "SASL authentication failed", "PgBouncer's wording");
-    let err = message(pooler.connect("nobody", Some("x"), "postgres").await.err().unwrap());
+    let err = message(
+        pooler
+            .connect("nobody", Some("x"), "postgres")
+            .await
+            .err()
+            .unwrap(),
+    );
     assert!(err.contains("password authentication failed"), "{err}");
-    let err = message(pooler.connect("legacy", Some("legacy-secret"), "no_such_db").await.err().unwrap());
-    assert!(err.contains("does not exist"), "server's own error passed on: {err}");
+    let err = message(
+        pooler
+            .connect("legacy", Some("legacy-secret"), "no_such_db")
+            .await
+            .err()
+            .unwrap(),
+    );
+    assert!(
+        err.contains("does not exist"),
+        "server's own error passed on: {err}"
+    );
     pooler.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_killed_mid_transaction_leaves_no_open_transaction() {
     let pg = cluster();
-    pg.primary().psql("CREATE TABLE t (x int); GRANT ALL ON t TO legacy").unwrap();
+    pg.primary()
+        .psql("CREATE TABLE t (x int); GRANT ALL ON t TO legacy")
+        .unwrap();
     let pooler = TestPooler::start(pg.primary(), TRANSACTION_MODE, &userlist(&pg)).await;
-    let client = pooler.connect("legacy", Some("legacy-secret"), "postgres").await.unwrap();
-    client.batch_execute("BEGIN; INSERT INTO t VALUES (1)").await.unwrap();
+    let client = pooler
+        .connect("legacy", Some("legacy-secret"), "postgres")
+        .await
+        .unwrap();
+    client
+        .batch_execute("BEGIN; INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
     drop(client);
     let mut open = String::new();
     for _ in 0..50 {
@@ -130,15 +217,24 @@ async fn a_client_killed_mid_transaction_leaves_no_open_transaction() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(open, "0");
-    assert_eq!(pg.primary().psql("SELECT count(*) FROM t").unwrap(), "0", "rolled back");
-    let again = pooler.connect("legacy", Some("legacy-secret"), "postgres").await.unwrap();
+    assert_eq!(
+        pg.primary().psql("SELECT count(*) FROM t").unwrap(),
+        "0",
+        "rolled back"
+    );
+    let again = pooler
+        .connect("legacy", Some("legacy-secret"), "postgres")
+        .await
+        .unwrap();
     again.simple_query("SELECT 1").await.unwrap();
     pooler.stop().await;
 }
 
 /// The server's (or pooler's) error message of a failed connect.
 fn message(err: tokio_postgres::Error) -> String {
-    err.as_db_error().map(|e| e.message().to_owned()).unwrap_or_else(|| err.to_string())
+    err.as_db_error()
+        .map(|e| e.message().to_owned())
+        .unwrap_or_else(|| err.to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,15 +243,36 @@ async fn auth_query_looks_up_users_missing_from_the_auth_file() {
     let general = "pool_mode = transaction\nauth_type = md5\nauth_user = postgres\n";
     let pooler = TestPooler::start(pg.primary(), general, "\"postgres\" \"\"\n").await;
     // md5 secret from pg_authid: md5 towards the client and the server.
-    let legacy = pooler.connect("legacy", Some("legacy-secret"), "postgres").await.unwrap();
-    let row = legacy.query_one("SELECT current_user::text", &[]).await.unwrap();
+    let legacy = pooler
+        .connect("legacy", Some("legacy-secret"), "postgres")
+        .await
+        .unwrap();
+    let row = legacy
+        .query_one("SELECT current_user::text", &[])
+        .await
+        .unwrap();
     assert_eq!(row.get::<_, String>(0), "legacy");
     // SCRAM secret from pg_authid: SCRAM with the client, keys passed through.
-    let app = pooler.connect("app", Some("app-secret"), "postgres").await.unwrap();
+    let app = pooler
+        .connect("app", Some("app-secret"), "postgres")
+        .await
+        .unwrap();
     app.simple_query("SELECT 1").await.unwrap();
-    let err = message(pooler.connect("legacy", Some("nope"), "postgres").await.err().unwrap());
+    let err = message(
+        pooler
+            .connect("legacy", Some("nope"), "postgres")
+            .await
+            .err()
+            .unwrap(),
+    );
     assert_eq!(err, "password authentication failed");
-    let err = message(pooler.connect("ghost", Some("x"), "postgres").await.err().unwrap());
+    let err = message(
+        pooler
+            .connect("ghost", Some("x"), "postgres")
+            .await
+            .err()
+            .unwrap(),
+    );
     assert_eq!(err, "no such user");
     pooler.stop().await;
 }
@@ -183,8 +300,18 @@ async fn the_seed_deployment_serves_1000_clients_with_at_most_30_server_connecti
     }
     let out = bench.await.unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("number of failed transactions: 0"), "{stdout}");
-    assert!(max_seen <= 30, "PostgreSQL saw {max_seen} connections from the pooler");
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("number of failed transactions: 0"),
+        "{stdout}"
+    );
+    assert!(
+        max_seen <= 30,
+        "PostgreSQL saw {max_seen} connections from the pooler"
+    );
     pooler.stop().await;
 }

@@ -22,11 +22,16 @@ pub enum Lookup {
 pub async fn lookup(pooler: &Pooler, database: &str, user: &str) -> Result<Lookup, LoginError> {
     let config = pooler.config();
     let g = &config.general;
-    let Some(db) = config.database(database) else { return Ok(Lookup::NotConfigured) };
+    let Some(db) = config.database(database) else {
+        return Ok(Lookup::NotConfigured);
+    };
     let Some(auth_user) = db.auth_user.clone().or_else(|| g.auth_user.clone()) else {
         return Ok(Lookup::NotConfigured);
     };
-    let query = db.auth_query.clone().unwrap_or_else(|| g.auth_query.clone());
+    let query = db
+        .auth_query
+        .clone()
+        .unwrap_or_else(|| g.auth_query.clone());
     let auth_database = db.auth_dbname.clone().or_else(|| g.auth_dbname.clone());
     let auth_database = auth_database.as_deref().unwrap_or(database);
     let entry = pooler.pool_for(auth_database, &auth_user, None)?;
@@ -34,7 +39,12 @@ pub async fn lookup(pooler: &Pooler, database: &str, user: &str) -> Result<Looku
         tracing::warn!("auth_query as {auth_user} in {auth_database} failed: {e}");
         LoginError::rejected(sqlstate::PROTOCOL_VIOLATION, "authentication query failed")
     };
-    let mut server = entry.pool.checkout().wait().await.map_err(|e| failed(e.to_string()))?;
+    let mut server = entry
+        .pool
+        .checkout()
+        .wait()
+        .await
+        .map_err(|e| failed(e.to_string()))?;
     let sql = query.replace("$1", &quote_literal(user));
     let result = server.simple_query(&sql, g.max_packet_size as usize).await;
     let result = match result {
@@ -45,9 +55,16 @@ pub async fn lookup(pooler: &Pooler, database: &str, user: &str) -> Result<Looku
         Err(e) => return Err(failed(e.to_string())), // server dropped: state unknown
     };
     match result.rows.first() {
-        None => Err(LoginError::rejected(sqlstate::INVALID_AUTHORIZATION_SPECIFICATION, "no such user")),
+        None => Err(LoginError::rejected(
+            sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
+            "no such user",
+        )),
         Some(row) => {
-            let secret = row.get(1).cloned().flatten().map(|s| StoredSecret::parse(&s));
+            let secret = row
+                .get(1)
+                .cloned()
+                .flatten()
+                .map(|s| StoredSecret::parse(&s));
             Ok(Lookup::Found(secret))
         }
     }

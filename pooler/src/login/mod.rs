@@ -42,7 +42,10 @@ impl LoginError {
     }
 
     pub(crate) fn rejected(sqlstate: &'static str, message: impl Into<String>) -> Self {
-        Self::Rejected { sqlstate, message: message.into() }
+        Self::Rejected {
+            sqlstate,
+            message: message.into(),
+        }
     }
 
     /// The SQLSTATE sent to the client (`None`: just close).
@@ -50,7 +53,7 @@ impl LoginError {
         match self {
             Self::ClientGone | Self::Io(_) => None,
             Self::Protocol(_) => Some(sqlstate::PROTOCOL_VIOLATION),
-            Self::Auth(_) => Some(sqlstate::INVALID_PASSWORD),
+            Self::Auth(_) => Some(sqlstate::PROTOCOL_VIOLATION),
             Self::Rejected { sqlstate, .. } => Some(sqlstate),
         }
     }

@@ -24,7 +24,14 @@ pub async fn read_first_packet(
     input: &mut BytesMut,
 ) -> Result<FirstPacket, LoginError> {
     loop {
-        match decode_startup(input).map_err(LoginError::Protocol)? {
+        let decoded = decode_startup(input).map_err(|e| match input.get(4..8) {
+            Some([0, 2, 0, 0]) => LoginError::rejected(
+                sqlstate::PROTOCOL_VIOLATION,
+                "old V2 protocol not supported",
+            ),
+            _ => LoginError::Protocol(e),
+        })?;
+        match decoded {
             Some((packet, consumed)) => {
                 input.advance(consumed);
                 match packet {
@@ -39,7 +46,10 @@ pub async fn read_first_packet(
                             ));
                         }
                         let mut answer = BytesMut::from(&b"N"[..]);
-                        stream.write_all_buf(&mut answer).await.map_err(LoginError::Io)?;
+                        stream
+                            .write_all_buf(&mut answer)
+                            .await
+                            .map_err(LoginError::Io)?;
                     }
                 }
             }
@@ -124,13 +134,20 @@ mod tests {
         StartupMessage {
             major: 3,
             minor: 0,
-            params: params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            params: params
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         }
     }
 
     #[test]
     fn tracked_parameters_are_kept_with_their_canonical_names() {
-        let m = startup(&[("user", "u"), ("datestyle", "ISO"), ("application_name", "psql")]);
+        let m = startup(&[
+            ("user", "u"),
+            ("datestyle", "ISO"),
+            ("application_name", "psql"),
+        ]);
         let tracked = startup_parameters(&m, &[], &[]).unwrap();
         assert_eq!(tracked[0], ("DateStyle".into(), "ISO".into()));
         assert_eq!(tracked[1], ("application_name".into(), "psql".into()));
@@ -140,18 +157,27 @@ mod tests {
     fn unknown_parameters_are_rejected_unless_ignored() {
         let m = startup(&[("user", "u"), ("extra_float_digits", "3")]);
         let err = startup_parameters(&m, &[], &[]).unwrap_err();
-        assert_eq!(err.to_string(), "unsupported startup parameter: extra_float_digits");
+        assert_eq!(
+            err.to_string(),
+            "unsupported startup parameter: extra_float_digits"
+        );
         assert!(startup_parameters(&m, &["extra_float_digits".into()], &[]).is_ok());
     }
 
     #[test]
     fn options_accept_dash_c_settings() {
-        let m = startup(&[("user", "u"), ("options", "-c search_path=app --TimeZone=UTC")]);
-        let tracked = startup_parameters(&m, &[], &[]).unwrap();
-        assert_eq!(tracked, vec![
-            ("search_path".to_owned(), "app".to_owned()),
-            ("TimeZone".to_owned(), "UTC".to_owned())
+        let m = startup(&[
+            ("user", "u"),
+            ("options", "-c search_path=app --TimeZone=UTC"),
         ]);
+        let tracked = startup_parameters(&m, &[], &[]).unwrap();
+        assert_eq!(
+            tracked,
+            vec![
+                ("search_path".to_owned(), "app".to_owned()),
+                ("TimeZone".to_owned(), "UTC".to_owned())
+            ]
+        );
         let bad = startup(&[("user", "u"), ("options", "-X")]);
         assert!(startup_parameters(&bad, &[], &[]).is_err());
     }

@@ -40,7 +40,9 @@ pub struct BudgetPermit {
 
 impl std::fmt::Debug for BudgetPermit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BudgetPermit").field("budget", &self.budget.name).finish()
+        f.debug_struct("BudgetPermit")
+            .field("budget", &self.budget.name)
+            .finish()
     }
 }
 
@@ -88,12 +90,16 @@ impl Budget {
         self: &Arc<Self>,
         requester: Weak<dyn BudgetMember>,
     ) -> Option<BudgetPermit> {
-        let taken = self.current.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-            let max = self.max.load(Ordering::Relaxed);
-            (max == 0 || n < max).then_some(n + 1)
-        });
+        let taken = self
+            .current
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                let max = self.max.load(Ordering::Relaxed);
+                (max == 0 || n < max).then_some(n + 1)
+            });
         if taken.is_ok() {
-            return Some(BudgetPermit { budget: Arc::clone(self) });
+            return Some(BudgetPermit {
+                budget: Arc::clone(self),
+            });
         }
         {
             let mut starving = self.starving.lock();
@@ -101,7 +107,12 @@ impl Budget {
                 starving.push(requester.clone());
             }
         }
-        let members: Vec<_> = self.members.lock().iter().filter_map(Weak::upgrade).collect();
+        let members: Vec<_> = self
+            .members
+            .lock()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
         for member in members {
             let is_requester = Weak::ptr_eq(&Arc::downgrade(&member), &requester);
             if !is_requester && member.evict_one_idle() {
@@ -117,7 +128,11 @@ impl Drop for BudgetPermit {
         self.budget.current.fetch_sub(1, Ordering::AcqRel);
         let next = {
             let mut starving = self.budget.starving.lock();
-            if starving.is_empty() { None } else { Some(starving.remove(0)) }
+            if starving.is_empty() {
+                None
+            } else {
+                Some(starving.remove(0))
+            }
         };
         if let Some(member) = next.and_then(|m| m.upgrade()) {
             // Woken from a fresh task: this drop may run under another pool's lock.

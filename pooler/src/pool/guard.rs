@@ -13,7 +13,10 @@ use super::{Pool, PoolError, PoolSettings};
 enum WaitState<C> {
     Ready(Slot<C>),
     Failed(PoolError),
-    Queued { id: u64, rx: oneshot::Receiver<Handoff<C>> },
+    Queued {
+        id: u64,
+        rx: oneshot::Receiver<Handoff<C>>,
+    },
     Done,
 }
 
@@ -30,11 +33,21 @@ pub struct Waiting<C: Send + 'static> {
 
 impl<C: Send + 'static> Waiting<C> {
     pub(super) fn ready(pool: Pool<C>, slot: Slot<C>, since: Instant) -> Self {
-        Self { pool, state: WaitState::Ready(slot), since, settings: None }
+        Self {
+            pool,
+            state: WaitState::Ready(slot),
+            since,
+            settings: None,
+        }
     }
 
     pub(super) fn failed(pool: Pool<C>, error: PoolError) -> Self {
-        Self { pool, state: WaitState::Failed(error), since: Instant::now(), settings: None }
+        Self {
+            pool,
+            state: WaitState::Failed(error),
+            since: Instant::now(),
+            settings: None,
+        }
     }
 
     pub(super) fn queued(
@@ -44,7 +57,12 @@ impl<C: Send + 'static> Waiting<C> {
         since: Instant,
         settings: PoolSettings,
     ) -> Self {
-        Self { pool, state: WaitState::Queued { id, rx }, since, settings: Some(settings) }
+        Self {
+            pool,
+            state: WaitState::Queued { id, rx },
+            since,
+            settings: Some(settings),
+        }
     }
 
     /// Whether a server was available at once (no waiting needed).
@@ -67,9 +85,7 @@ impl<C: Send + 'static> Waiting<C> {
             .reserve_pool_timeout
             .filter(|_| settings.reserve_pool_size > 0)
             .map(|t| self.since + t);
-        let deadline = settings
-            .query_wait_timeout
-            .map(|t| self.since + t);
+        let deadline = settings.query_wait_timeout.map(|t| self.since + t);
         let mut is_reserve_pending = reserve_at.is_some();
         loop {
             let WaitState::Queued { rx, .. } = &mut self.state else {
@@ -96,7 +112,11 @@ impl<C: Send + 'static> Waiting<C> {
     }
 
     fn loan(&self, slot: Slot<C>) -> PooledServer<C> {
-        PooledServer { pool: self.pool.clone(), slot: Some(slot), waited: self.since.elapsed() }
+        PooledServer {
+            pool: self.pool.clone(),
+            slot: Some(slot),
+            waited: self.since.elapsed(),
+        }
     }
 }
 
@@ -158,12 +178,18 @@ impl<C: Send + 'static> PooledServer<C> {
 
     /// When the connection was opened.
     pub fn created_at(&self) -> Instant {
-        self.slot.as_ref().map(|s| s.created_at).unwrap_or_else(Instant::now)
+        self.slot
+            .as_ref()
+            .map(|s| s.created_at)
+            .unwrap_or_else(Instant::now)
     }
 
     /// When the server was last released (before this loan).
     pub fn idle_since(&self) -> Instant {
-        self.slot.as_ref().map(|s| s.idle_since).unwrap_or_else(Instant::now)
+        self.slot
+            .as_ref()
+            .map(|s| s.idle_since)
+            .unwrap_or_else(Instant::now)
     }
 }
 
@@ -171,13 +197,21 @@ impl<C: Send + 'static> Deref for PooledServer<C> {
     type Target = C;
     fn deref(&self) -> &C {
         // The slot is only taken by checkin(self) and drop.
-        &self.slot.as_ref().expect("PooledServer used after checkin").conn
+        &self
+            .slot
+            .as_ref()
+            .expect("PooledServer used after checkin")
+            .conn
     }
 }
 
 impl<C: Send + 'static> DerefMut for PooledServer<C> {
     fn deref_mut(&mut self) -> &mut C {
-        &mut self.slot.as_mut().expect("PooledServer used after checkin").conn
+        &mut self
+            .slot
+            .as_mut()
+            .expect("PooledServer used after checkin")
+            .conn
     }
 }
 

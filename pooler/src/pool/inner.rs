@@ -143,7 +143,13 @@ mod tests {
 
     fn slot(n: u32) -> Slot<u32> {
         let now = Instant::now();
-        Slot { conn: n, created_at: now, idle_since: now, generation: 0, permits: Vec::new() }
+        Slot {
+            conn: n,
+            created_at: now,
+            idle_since: now,
+            generation: 0,
+            permits: Vec::new(),
+        }
     }
 
     #[test]

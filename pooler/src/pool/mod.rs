@@ -112,7 +112,11 @@ impl Default for PoolSettings {
 
 impl PoolSettings {
     fn capacity(&self) -> usize {
-        if self.pool_size == 0 { usize::MAX } else { self.pool_size }
+        if self.pool_size == 0 {
+            usize::MAX
+        } else {
+            self.pool_size
+        }
     }
 
     fn capacity_with_reserve(&self) -> usize {
@@ -157,13 +161,17 @@ pub struct Pool<C> {
 
 impl<C> Clone for Pool<C> {
     fn clone(&self) -> Self {
-        Self { shared: Arc::clone(&self.shared) }
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
     }
 }
 
 impl<C> std::fmt::Debug for Pool<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pool").field("name", &self.shared.name).finish_non_exhaustive()
+        f.debug_struct("Pool")
+            .field("name", &self.shared.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -262,7 +270,9 @@ impl<C: Send + 'static> Pool<C> {
         let mut inner = self.shared.inner.lock();
         inner.is_paused = false;
         while !inner.waiters.is_empty() {
-            let Some(slot) = inner.idle.pop_back() else { break };
+            let Some(slot) = inner.idle.pop_back() else {
+                break;
+            };
             if let Some(back) = inner.hand_to_waiter(slot) {
                 inner.idle.push_back(back);
                 break;
@@ -313,7 +323,10 @@ impl<C: Send + 'static> Pool<C> {
             used,
             connecting: inner.connecting,
             waiting: inner.waiters.len(),
-            max_wait: inner.oldest_wait().map(|t| now.duration_since(t)).unwrap_or_default(),
+            max_wait: inner
+                .oldest_wait()
+                .map(|t| now.duration_since(t))
+                .unwrap_or_default(),
             reserve_in_use: inner.total().saturating_sub(pool_size),
             is_paused: inner.is_paused,
         }
@@ -364,8 +377,12 @@ impl<C: Send + 'static> Pool<C> {
         {
             let mut inner = self.shared.inner.lock();
             let settings = self.shared.settings.lock();
-            let Some(timeout) = settings.reserve_pool_timeout else { return };
-            let Some(oldest) = inner.oldest_wait() else { return };
+            let Some(timeout) = settings.reserve_pool_timeout else {
+                return;
+            };
+            let Some(oldest) = inner.oldest_wait() else {
+                return;
+            };
             if now.duration_since(oldest) < timeout
                 || inner.total() >= settings.capacity_with_reserve()
                 || inner.connecting >= inner.waiters.len()
@@ -399,7 +416,11 @@ impl<C: Send + 'static> Shared<C> {
                     return;
                 }
                 let below_min = settings.min_pool_size.saturating_sub(inner.total());
-                let demand = if inner.is_paused { 0 } else { inner.waiters.len() };
+                let demand = if inner.is_paused {
+                    0
+                } else {
+                    inner.waiters.len()
+                };
                 if inner.connecting >= demand.max(below_min + inner.connecting)
                     || inner.total() >= settings.capacity()
                 {
@@ -439,7 +460,11 @@ impl<C: Send + 'static> Shared<C> {
         });
     }
 
-    fn finish_connect(self: &Arc<Self>, result: Result<C, ConnectFailure>, permits: Vec<BudgetPermit>) {
+    fn finish_connect(
+        self: &Arc<Self>,
+        result: Result<C, ConnectFailure>,
+        permits: Vec<BudgetPermit>,
+    ) {
         let now = Instant::now();
         let mut inner = self.inner.lock();
         inner.connecting -= 1;
@@ -489,7 +514,11 @@ fn failure_is_rejection(error: &PoolError) -> bool {
 }
 
 fn pop_idle<C>(inner: &mut Inner<C>, is_round_robin: bool) -> Option<Slot<C>> {
-    if is_round_robin { inner.idle.pop_front() } else { inner.idle.pop_back() }
+    if is_round_robin {
+        inner.idle.pop_front()
+    } else {
+        inner.idle.pop_back()
+    }
 }
 
 fn is_expired<C>(slot: &Slot<C>, settings: &PoolSettings, generation: u64, now: Instant) -> bool {

@@ -28,12 +28,21 @@ impl Connector<usize> for FakeConnector {
 
 fn pool(settings: PoolSettings) -> (Pool<usize>, Arc<AtomicUsize>) {
     let opened = Arc::new(AtomicUsize::new(0));
-    let connector = FakeConnector { opened: Arc::clone(&opened), fail_with: None };
-    (Pool::new("db/user".into(), settings, Box::new(connector), vec![]), opened)
+    let connector = FakeConnector {
+        opened: Arc::clone(&opened),
+        fail_with: None,
+    };
+    (
+        Pool::new("db/user".into(), settings, Box::new(connector), vec![]),
+        opened,
+    )
 }
 
 fn settings(pool_size: usize) -> PoolSettings {
-    PoolSettings { pool_size, ..PoolSettings::default() }
+    PoolSettings {
+        pool_size,
+        ..PoolSettings::default()
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -102,11 +111,19 @@ async fn reserve_pool_opens_only_after_the_timeout_and_only_up_to_its_size() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(2900)).await;
-    assert_eq!(opened.load(Ordering::SeqCst), 1, "no reserve before the timeout");
+    assert_eq!(
+        opened.load(Ordering::SeqCst),
+        1,
+        "no reserve before the timeout"
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(opened.load(Ordering::SeqCst), 2, "one reserve connection");
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_eq!(opened.load(Ordering::SeqCst), 2, "never beyond the reserve size");
+    assert_eq!(
+        opened.load(Ordering::SeqCst),
+        2,
+        "never beyond the reserve size"
+    );
     assert_eq!(pool.counts(Duration::from_secs(3600)).reserve_in_use, 1);
     for w in waiters {
         w.abort();
@@ -130,20 +147,34 @@ async fn a_server_rejection_fails_waiters_then_fails_fast_until_the_retry_delay(
         sqlstate: Some("28P01".into()),
         message: "password authentication failed for user \"x\"".into(),
     };
-    let connector = FakeConnector { opened: Arc::clone(&opened), fail_with: Some(failure) };
+    let connector = FakeConnector {
+        opened: Arc::clone(&opened),
+        fail_with: Some(failure),
+    };
     let pool = Pool::new("db/x".into(), settings(2), Box::new(connector), vec![]);
     let err = pool.checkout().wait().await.err().unwrap();
     assert!(matches!(err, PoolError::ServerLogin(_)), "{err:?}");
     let err = pool.checkout().wait().await.err().unwrap();
-    assert!(err.to_string().starts_with("server login has been failing"), "{err}");
+    assert!(
+        err.to_string().starts_with("server login has been failing"),
+        "{err}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_budget_caps_connections_across_pools() {
     let budget = Budget::new("db", 1);
     let make = |name: &str| {
-        let connector = FakeConnector { opened: Arc::new(AtomicUsize::new(0)), fail_with: None };
-        Pool::new(name.into(), settings(5), Box::new(connector), vec![Arc::clone(&budget)])
+        let connector = FakeConnector {
+            opened: Arc::new(AtomicUsize::new(0)),
+            fail_with: None,
+        };
+        Pool::new(
+            name.into(),
+            settings(5),
+            Box::new(connector),
+            vec![Arc::clone(&budget)],
+        )
     };
     let a = make("db/a");
     let b = make("db/b");
@@ -163,7 +194,11 @@ async fn a_budget_caps_connections_across_pools() {
     assert_eq!(b.counts(Duration::from_secs(3600)).waiting, 1);
     // Released to idle, then evicted for the starving pool.
     server.checkin();
-    assert_eq!(waiting_b.await.unwrap(), 1, "b got a's place, never a second one");
+    assert_eq!(
+        waiting_b.await.unwrap(),
+        1,
+        "b got a's place, never a second one"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -188,7 +223,11 @@ async fn idle_servers_expire_but_min_pool_size_stays_open() {
     s.server_idle_timeout = Some(Duration::from_secs(10));
     let (pool, opened) = pool(s);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(pool.counts(Duration::from_secs(3600)).idle, 2, "min_pool_size kept warm");
+    assert_eq!(
+        pool.counts(Duration::from_secs(3600)).idle,
+        2,
+        "min_pool_size kept warm"
+    );
     let servers: Vec<_> = futures_join(&pool, 4).await;
     for s in servers {
         s.checkin();

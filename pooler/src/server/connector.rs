@@ -35,9 +35,15 @@ impl ServerEndpoint {
     /// A `host` value from the config: a path means a Unix socket directory.
     pub fn new(host: &str, port: u16) -> Self {
         if host.starts_with('/') {
-            Self::Unix { dir: host.to_owned(), port }
+            Self::Unix {
+                dir: host.to_owned(),
+                port,
+            }
         } else {
-            Self::Tcp { host: host.to_owned(), port }
+            Self::Tcp {
+                host: host.to_owned(),
+                port,
+            }
         }
     }
 
@@ -141,7 +147,9 @@ pub struct ServerConnector {
 impl ServerConnector {
     /// A connector for `target`.
     pub fn new(target: ServerTarget) -> Self {
-        Self { target: Arc::new(target) }
+        Self {
+            target: Arc::new(target),
+        }
     }
 
     /// The target it connects to.
@@ -156,16 +164,18 @@ impl Connector<ServerConnection> for ServerConnector {
         Box::pin(async move {
             let login = super::login::open(&target);
             match target.connect_timeout {
-                Some(limit) => tokio::time::timeout(limit, login).await.unwrap_or_else(|_| {
-                    Err(ConnectFailure {
-                        sqlstate: None,
-                        message: format!(
-                            "server connect timeout ({}s) to {}",
-                            limit.as_secs_f64(),
-                            target.endpoint
-                        ),
-                    })
-                }),
+                Some(limit) => tokio::time::timeout(limit, login)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(ConnectFailure {
+                            sqlstate: None,
+                            message: format!(
+                                "server connect timeout ({}s) to {}",
+                                limit.as_secs_f64(),
+                                target.endpoint
+                            ),
+                        })
+                    }),
                 None => login.await,
             }
         })

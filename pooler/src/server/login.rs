@@ -7,22 +7,31 @@ use protocol::pg::encode;
 use protocol::pg::scram::{ScramClient, ScramCredentials};
 use protocol::pg::{Authentication, BackendMessage};
 
+use super::ServerConnection;
 use super::connector::{ServerCredentials, ServerTarget};
 use super::query::QueryError;
-use super::ServerConnection;
 use crate::pool::ConnectFailure;
 
 const SCRAM_SHA_256: &str = "SCRAM-SHA-256";
 
 /// Connects, logs in and runs `connect_query`.
 pub(super) async fn open(target: &ServerTarget) -> Result<ServerConnection, ConnectFailure> {
-    let stream = target.endpoint.connect(&target.keepalive).await.map_err(|e| ConnectFailure {
-        sqlstate: None,
-        message: format!("could not connect to server {}: {e}", target.endpoint),
-    })?;
-    let mut conn =
-        ServerConnection::new(stream, target.endpoint.clone(), target.max_prepared_statements);
-    login(&mut conn, target).await.map_err(|e| e.into_connect_failure(target))?;
+    let stream = target
+        .endpoint
+        .connect(&target.keepalive)
+        .await
+        .map_err(|e| ConnectFailure {
+            sqlstate: None,
+            message: format!("could not connect to server {}: {e}", target.endpoint),
+        })?;
+    let mut conn = ServerConnection::new(
+        stream,
+        target.endpoint.clone(),
+        target.max_prepared_statements,
+    );
+    login(&mut conn, target)
+        .await
+        .map_err(|e| e.into_connect_failure(target))?;
     if let Some(sql) = &target.connect_query {
         conn.simple_query(sql, target.max_packet_size)
             .await
@@ -33,9 +42,16 @@ pub(super) async fn open(target: &ServerTarget) -> Result<ServerConnection, Conn
 
 async fn login(conn: &mut ServerConnection, target: &ServerTarget) -> Result<(), QueryError> {
     let mut out = BytesMut::with_capacity(256);
-    let mut params: Vec<(&str, &str)> =
-        vec![("user", target.user.as_str()), ("database", target.database.as_str())];
-    params.extend(target.startup_params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let mut params: Vec<(&str, &str)> = vec![
+        ("user", target.user.as_str()),
+        ("database", target.database.as_str()),
+    ];
+    params.extend(
+        target
+            .startup_params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
     encode::startup_message(&mut out, &params)?;
     conn.stream.write_all_buf(&mut out).await?;
 
@@ -51,14 +67,18 @@ async fn login(conn: &mut ServerConnection, target: &ServerTarget) -> Result<(),
                 }
             }
             BackendMessage::ParameterStatus { name, value } => {
-                conn.params.set(&String::from_utf8_lossy(name), &String::from_utf8_lossy(value));
+                conn.params.set(
+                    &String::from_utf8_lossy(name),
+                    &String::from_utf8_lossy(value),
+                );
             }
             BackendMessage::BackendKeyData { pid, key } => {
                 conn.cancel_key = Some((pid, bytes::Bytes::copy_from_slice(key)));
             }
             BackendMessage::ErrorResponse(fields) => return Err(QueryError::from_fields(&fields)),
             BackendMessage::ReadyForQuery(_) => return Ok(()),
-            BackendMessage::NoticeResponse(_) | BackendMessage::NegotiateProtocolVersion { .. } => {}
+            BackendMessage::NoticeResponse(_) | BackendMessage::NegotiateProtocolVersion { .. } => {
+            }
             _ => return Err(QueryError::Unexpected("message during server login")),
         }
     }

@@ -38,12 +38,18 @@ pub enum QueryError {
 impl QueryError {
     pub(crate) fn from_fields(fields: &ErrorFields<'_>) -> Self {
         let text = |v: Option<&[u8]>| String::from_utf8_lossy(v.unwrap_or_default()).into_owned();
-        Self::Server { sqlstate: text(fields.code()), message: text(fields.message()) }
+        Self::Server {
+            sqlstate: text(fields.code()),
+            message: text(fields.message()),
+        }
     }
 
     pub(crate) fn into_connect_failure(self, target: &ServerTarget) -> ConnectFailure {
         match self {
-            Self::Server { sqlstate, message } => ConnectFailure { sqlstate: Some(sqlstate), message },
+            Self::Server { sqlstate, message } => ConnectFailure {
+                sqlstate: Some(sqlstate),
+                message,
+            },
             other => ConnectFailure {
                 sqlstate: None,
                 message: format!("server {} ({}): {other}", target.endpoint, target.database),
@@ -107,8 +113,10 @@ impl ServerConnection {
                     error.get_or_insert_with(|| QueryError::from_fields(&fields));
                 }
                 BackendMessage::ParameterStatus { name, value } => {
-                    self.params
-                        .set(&String::from_utf8_lossy(name), &String::from_utf8_lossy(value));
+                    self.params.set(
+                        &String::from_utf8_lossy(name),
+                        &String::from_utf8_lossy(value),
+                    );
                 }
                 BackendMessage::ReadyForQuery(status) => {
                     result.status = Some(status);

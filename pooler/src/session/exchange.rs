@@ -67,6 +67,9 @@ pub struct Exchange {
     is_skipping_to_sync: bool,
     /// The first error of an injected query, reported when its ReadyForQuery arrives.
     pub injected_error: Option<String>,
+    /// The server is in COPY FROM STDIN started by an extended-protocol Execute: it
+    /// ignores Sync and Flush until the client's CopyDone or CopyFail.
+    is_copy_in_extended: bool,
 }
 
 impl Exchange {
@@ -74,6 +77,31 @@ impl Exchange {
     #[inline]
     pub fn is_idle(&self) -> bool {
         self.queue.is_empty()
+    }
+
+    /// The server sent CopyInResponse. In the extended protocol the server ignores every
+    /// Sync until CopyDone/CopyFail, including those the client already sent after its
+    /// Execute: they will get no ReadyForQuery, so they leave the queue.
+    pub fn start_copy_in(&mut self) {
+        if self.queue.front() != Some(&Pending::Forward(Expect::Execute)) {
+            return; // simple-protocol COPY: the Query entry waits for ReadyForQuery
+        }
+        self.is_copy_in_extended = true;
+        let mut index = 0;
+        self.queue.retain(|p| {
+            index += 1;
+            index == 1 || *p != Pending::Forward(Expect::Sync)
+        });
+    }
+
+    /// The client ended its COPY data (CopyDone or CopyFail).
+    pub fn end_copy_in(&mut self) {
+        self.is_copy_in_extended = false;
+    }
+
+    /// Whether a Sync from the client now would be ignored by the server.
+    pub fn is_copy_in_extended(&self) -> bool {
+        self.is_copy_in_extended
     }
 
     /// Whether the server is discarding messages until the next Sync.
@@ -129,7 +157,9 @@ impl Exchange {
         while let Some(front) = self.queue.front().copied() {
             match front {
                 Pending::Forward(Expect::Sync) => return,
-                Pending::Forward(Expect::Parse { statement: Some(id) })
+                Pending::Forward(Expect::Parse {
+                    statement: Some(id),
+                })
                 | Pending::InjectedParse { statement: id } => failed_parses.push(id),
                 _ => {}
             }
@@ -150,6 +180,7 @@ impl Exchange {
         self.queue.clear();
         self.is_skipping_to_sync = false;
         self.injected_error = None;
+        self.is_copy_in_extended = false;
     }
 }
 
@@ -201,6 +232,20 @@ mod tests {
         exchange.complete_head(&mut out);
         assert!(out.is_empty());
         assert!(exchange.is_idle());
+    }
+
+    #[test]
+    fn syncs_sent_before_an_extended_copy_in_started_get_no_reply() {
+        let mut exchange = Exchange::default();
+        let mut out = BytesMut::new();
+        exchange.push(Pending::Forward(Expect::Execute), &mut out);
+        exchange.push(Pending::Forward(Expect::Sync), &mut out);
+        exchange.start_copy_in();
+        assert_eq!(exchange.len(), 1);
+        assert!(exchange.is_copy_in_extended());
+        exchange.end_copy_in();
+        exchange.push(Pending::Forward(Expect::Sync), &mut out);
+        assert_eq!(exchange.len(), 2);
     }
 
     #[test]

@@ -32,10 +32,13 @@ impl ClientSession {
                 let write = self.client.write_all_buf(&mut out);
                 let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
             }
-            match error {
-                SessionError::ClientIo(_) | SessionError::ClientClosed => {}
-                other => tracing::info!("closing client connection: {other}"),
-            }
+        }
+        if self.settings.is_logging_disconnections {
+            let reason = match &error {
+                None | Some(SessionError::ClientClosed) => "client close request".to_owned(),
+                Some(e) => e.to_string(),
+            };
+            tracing::info!(pool = %self.pool.name(), "closing because: {reason}");
         }
         self.cancel.unlink();
         self.return_server().await;
@@ -43,7 +46,9 @@ impl ClientSession {
 
     /// The client is gone: reuse its server if it can be made clean, else close it.
     async fn return_server(&mut self) {
-        let Some(mut server) = self.server.take() else { return };
+        let Some(mut server) = self.server.take() else {
+            return;
+        };
         let is_quiet = self.exchange.is_idle() && self.server_out.is_empty();
         if !is_quiet || server.is_close_needed() {
             return; // dropped: closed, the server rolls back whatever was open

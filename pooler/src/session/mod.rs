@@ -93,6 +93,8 @@ pub struct SessionSettings {
     /// `server_check_delay` and `server_check_query` (empty = empty query); `None`
     /// when checks are off.
     pub server_check: Option<(Duration, String)>,
+    /// `log_disconnections`.
+    pub is_logging_disconnections: bool,
 }
 
 /// A logged-in client connection.
@@ -187,7 +189,10 @@ impl ClientSession {
 
     /// No server linked: wait for the client's next message.
     async fn idle_step(&mut self) -> Result<(), SessionError> {
-        let idle_deadline = self.settings.client_idle_timeout.map(|t| self.last_client_activity + t);
+        let idle_deadline = self
+            .settings
+            .client_idle_timeout
+            .map(|t| self.last_client_activity + t);
         let wanted = crate::net::interest(true, !self.client_out.is_empty());
         let ready = tokio::select! {
             biased;
@@ -203,7 +208,9 @@ impl ClientSession {
     /// Moves bytes to and from the client socket after a readiness event.
     fn on_client_ready(&mut self, ready: Ready) -> Result<(), SessionError> {
         if ready.is_writable() && !self.client_out.is_empty() {
-            self.client.try_write_buf(&mut self.client_out).map_err(SessionError::ClientIo)?;
+            self.client
+                .try_write_buf(&mut self.client_out)
+                .map_err(SessionError::ClientIo)?;
         }
         if ready.is_readable() || ready.is_read_closed() {
             let read = self.client.try_read_into(&mut self.client_in);
@@ -244,7 +251,8 @@ impl ClientSession {
         crate::stats::PoolStats::add(&stats.wait_time_us, server.waited.as_micros() as u64);
         if let Some(sql) = self.params.sync_query(&mut server.params) {
             encode::query(&mut self.server_out, sql.as_bytes()).map_err(SessionError::Protocol)?;
-            self.exchange.push(Pending::InjectedQuery, &mut self.client_out);
+            self.exchange
+                .push(Pending::InjectedQuery, &mut self.client_out);
         }
         self.cancel.link(&server);
         self.linked_at = Instant::now();
@@ -273,7 +281,9 @@ impl ClientSession {
         &self,
         server: &mut PooledServer<ServerConnection>,
     ) -> Result<bool, SessionError> {
-        let Some((delay, query)) = &self.settings.server_check else { return Ok(true) };
+        let Some((delay, query)) = &self.settings.server_check else {
+            return Ok(true);
+        };
         if server.idle_since().elapsed() < *delay {
             return Ok(true);
         }
@@ -288,14 +298,27 @@ impl ClientSession {
     /// One round of relaying while a server is linked.
     async fn active_step(&mut self) -> Result<(), SessionError> {
         self.relay_client_frames()?;
-        let Self { client, client_out, server, server_out, .. } = self;
-        let Some(server) = server.as_mut() else { return Ok(()) };
+        let Self {
+            client,
+            client_out,
+            server,
+            server_out,
+            ..
+        } = self;
+        let Some(server) = server.as_mut() else {
+            return Ok(());
+        };
         if !server_out.is_empty() {
-            server.stream.try_write_buf(server_out).map_err(SessionError::ServerClosed)?;
+            server
+                .stream
+                .try_write_buf(server_out)
+                .map_err(SessionError::ServerClosed)?;
             self.last_request_at = Instant::now();
         }
         if !client_out.is_empty() {
-            client.try_write_buf(client_out).map_err(SessionError::ClientIo)?;
+            client
+                .try_write_buf(client_out)
+                .map_err(SessionError::ClientIo)?;
         }
         let (server_out, client_out) = (&self.server_out, &self.client_out);
         if self.exchange.is_idle() && server_out.is_empty() {
@@ -312,7 +335,9 @@ impl ClientSession {
         let client_wants = crate::net::interest(can_read_client, !client_out.is_empty());
         let server_wants = crate::net::interest(can_read_server, !server_out.is_empty());
         let deadline = self.deadline();
-        let Some(server) = self.server.as_deref() else { return Ok(()) };
+        let Some(server) = self.server.as_deref() else {
+            return Ok(());
+        };
         tokio::select! {
             r = server.stream.ready(server_wants.unwrap_or(Interest::READABLE)), if server_wants.is_some() => {
                 let ready = r.map_err(SessionError::ServerClosed)?;
@@ -329,16 +354,23 @@ impl ClientSession {
 
     /// Moves bytes to and from the server socket after a readiness event.
     fn on_server_ready(&mut self, ready: Ready) -> Result<(), SessionError> {
-        let Some(server) = self.server.as_deref_mut() else { return Ok(()) };
+        let Some(server) = self.server.as_deref_mut() else {
+            return Ok(());
+        };
         if ready.is_writable() && !self.server_out.is_empty() {
-            server.stream.try_write_buf(&mut self.server_out).map_err(SessionError::ServerClosed)?;
+            server
+                .stream
+                .try_write_buf(&mut self.server_out)
+                .map_err(SessionError::ServerClosed)?;
             self.last_request_at = Instant::now();
         }
         if ready.is_readable() || ready.is_read_closed() {
             match server.stream.try_read_into(&mut server.read_buf) {
                 Ok(None) => {}
                 Ok(Some(0)) => {
-                    return Err(SessionError::ServerClosed(std::io::ErrorKind::UnexpectedEof.into()));
+                    return Err(SessionError::ServerClosed(
+                        std::io::ErrorKind::UnexpectedEof.into(),
+                    ));
                 }
                 Ok(Some(_)) => self.relay_server_frames()?,
                 Err(e) => return Err(SessionError::ServerClosed(e)),
@@ -360,6 +392,7 @@ impl ClientSession {
             stats: self.pool.stats(),
             is_renaming: self.settings.max_prepared_statements > 0
                 && self.settings.pool_mode != PoolMode::Session,
+            is_statement_mode: self.settings.pool_mode == PoolMode::Statement,
         })
     }
 
@@ -367,7 +400,9 @@ impl ClientSession {
         let splitter = FrameSplitter::new(self.settings.max_packet_size);
         let mut input = std::mem::take(&mut self.client_in);
         let result = (|| {
-            let Some(mut link) = self.link() else { return Ok(()) };
+            let Some(mut link) = self.link() else {
+                return Ok(());
+            };
             while let Some(frame) = splitter.split(&mut input).map_err(SessionError::Protocol)? {
                 if link.client_frame(&frame)? == ClientFlow::Terminate {
                     return Err(SessionError::ClientClosed);
@@ -381,17 +416,23 @@ impl ClientSession {
 
     fn relay_server_frames(&mut self) -> Result<(), SessionError> {
         let max = self.settings.max_packet_size;
-        let Some(server) = self.server.as_deref_mut() else { return Ok(()) };
+        let Some(server) = self.server.as_deref_mut() else {
+            return Ok(());
+        };
         let mut input = std::mem::take(&mut server.read_buf);
         let mut consumed = 0;
         let mut last_status = None;
         let result = (|| {
-            let Some(mut link) = self.link() else { return Ok(()) };
+            let Some(mut link) = self.link() else {
+                return Ok(());
+            };
             while let Some(header) =
                 peek_header(&input[consumed..], max).map_err(SessionError::ServerProtocol)?
             {
                 let end = consumed + header.len;
-                let Some(frame) = input.get(consumed..end) else { break };
+                let Some(frame) = input.get(consumed..end) else {
+                    break;
+                };
                 if let Some(status) = link.server_frame(frame, BackendTag::from_byte(header.tag))? {
                     last_status = Some(status);
                 }
@@ -419,11 +460,6 @@ impl ClientSession {
                 crate::stats::PoolStats::add(&stats.query_count, 1);
             }
         }
-        if self.settings.pool_mode == PoolMode::Statement && status != TransactionStatus::Idle {
-            return Err(SessionError::Fatal(
-                "transaction blocks not allowed in statement pooling mode",
-            ));
-        }
         Ok(())
     }
 
@@ -436,10 +472,15 @@ impl ClientSession {
 
     /// Gives the server back after a completed transaction.
     fn release(&mut self) {
-        let Some(server) = self.server.take() else { return };
+        let Some(server) = self.server.take() else {
+            return;
+        };
         self.cancel.unlink();
         let stats = self.pool.stats();
-        crate::stats::PoolStats::add(&stats.xact_time_us, self.linked_at.elapsed().as_micros() as u64);
+        crate::stats::PoolStats::add(
+            &stats.xact_time_us,
+            self.linked_at.elapsed().as_micros() as u64,
+        );
         if server.is_close_needed() {
             drop(server);
         } else {
@@ -449,7 +490,10 @@ impl ClientSession {
 
     fn deadline(&self) -> Option<Instant> {
         let s = &self.settings;
-        let query = s.query_timeout.filter(|_| !self.exchange.is_idle()).map(|t| self.last_request_at + t);
+        let query = s
+            .query_timeout
+            .filter(|_| !self.exchange.is_idle())
+            .map(|t| self.last_request_at + t);
         let idle_tx = s
             .idle_transaction_timeout
             .filter(|_| self.exchange.is_idle() && self.status != TransactionStatus::Idle)
@@ -461,7 +505,9 @@ impl ClientSession {
     fn timeout_error(&self) -> SessionError {
         let now = Instant::now();
         let s = &self.settings;
-        if s.transaction_timeout.is_some_and(|t| now >= self.linked_at + t) {
+        if s.transaction_timeout
+            .is_some_and(|t| now >= self.linked_at + t)
+        {
             SessionError::Fatal("transaction timeout")
         } else if self.exchange.is_idle() {
             SessionError::Fatal("idle transaction timeout")

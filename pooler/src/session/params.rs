@@ -50,7 +50,10 @@ impl ClientParams {
             .map(|name| (name.to_owned(), defaults.get(name).map(str::to_owned)))
             .collect();
         for (name, value) in startup {
-            if let Some(slot) = values.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            if let Some(slot) = values
+                .iter_mut()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            {
                 slot.1 = Some(value.clone());
             }
         }
@@ -59,12 +62,17 @@ impl ClientParams {
 
     /// The client's value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.values.iter().find(|(n, _)| n == name).and_then(|(_, v)| v.as_deref())
+        self.values
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.as_deref())
     }
 
     /// Every tracked value the client has, for its welcome ParameterStatus messages.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.values.iter().filter_map(|(n, v)| v.as_deref().map(|v| (n.as_str(), v)))
+        self.values
+            .iter()
+            .filter_map(|(n, v)| v.as_deref().map(|v| (n.as_str(), v)))
     }
 
     /// The server reported a new value while linked to this client (the client ran SET).
@@ -123,7 +131,11 @@ mod tests {
     #[test]
     fn startup_values_override_the_server_defaults() {
         let defaults = server(&[("TimeZone", "UTC"), ("client_encoding", "UTF8")]);
-        let client = ClientParams::new(&defaults, &[("timezone".into(), "Europe/Paris".into())], &[]);
+        let client = ClientParams::new(
+            &defaults,
+            &[("timezone".into(), "Europe/Paris".into())],
+            &[],
+        );
         assert_eq!(client.get("TimeZone"), Some("Europe/Paris"));
         assert_eq!(client.get("client_encoding"), Some("UTF8"));
     }
@@ -133,7 +145,10 @@ mod tests {
         let defaults = server(&[("TimeZone", "UTC"), ("DateStyle", "ISO, MDY")]);
         let client = ClientParams::new(&defaults, &[("DateStyle".into(), "iso, mdy".into())], &[]);
         let mut other = server(&[("TimeZone", "Asia/Tokyo"), ("DateStyle", "ISO, MDY")]);
-        assert_eq!(client.sync_query(&mut other).unwrap(), "SET TimeZone = E'UTC';");
+        assert_eq!(
+            client.sync_query(&mut other).unwrap(),
+            "SET TimeZone = E'UTC';"
+        );
         let mut same = defaults.clone();
         assert_eq!(client.sync_query(&mut same), None);
     }
@@ -144,8 +159,14 @@ mod tests {
         let with = ClientParams::new(&defaults, &[("search_path".into(), "app".into())], &[]);
         let without = ClientParams::new(&defaults, &[], &[]);
         let mut shared = server(&[]);
-        assert_eq!(with.sync_query(&mut shared).unwrap(), "SET search_path = E'app';");
-        assert_eq!(without.sync_query(&mut shared).unwrap(), "RESET search_path;");
+        assert_eq!(
+            with.sync_query(&mut shared).unwrap(),
+            "SET search_path = E'app';"
+        );
+        assert_eq!(
+            without.sync_query(&mut shared).unwrap(),
+            "RESET search_path;"
+        );
         assert_eq!(without.sync_query(&mut shared), None);
     }
 }

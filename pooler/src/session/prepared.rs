@@ -40,7 +40,11 @@ pub struct StatementRegistry {
 impl StatementRegistry {
     /// The shared statement for `parse` (a client's Parse frame whose name is
     /// non-empty); `query_and_types` is the body after the name, which identifies it.
-    pub fn intern(&self, parse: &Frame, query_and_types: &[u8]) -> Result<Arc<Statement>, ProtocolError> {
+    pub fn intern(
+        &self,
+        parse: &Frame,
+        query_and_types: &[u8],
+    ) -> Result<Arc<Statement>, ProtocolError> {
         let mut hasher = DefaultHasher::new();
         query_and_types.hash(&mut hasher);
         let key = hasher.finish();
@@ -121,7 +125,11 @@ pub struct ServerStatements {
 impl ServerStatements {
     /// An empty cache holding at most `capacity` statements (0 = no tracking).
     pub fn new(capacity: usize) -> Self {
-        Self { last_used: HashMap::new(), tick: 0, capacity }
+        Self {
+            last_used: HashMap::new(),
+            tick: 0,
+            capacity,
+        }
     }
 
     /// Whether the server has statement `id`; marks it used.
@@ -141,7 +149,11 @@ impl ServerStatements {
     pub fn insert(&mut self, id: u64) -> Option<u64> {
         self.tick += 1;
         let evicted = if self.last_used.len() >= self.capacity.max(1) {
-            let oldest = self.last_used.iter().min_by_key(|(_, t)| **t).map(|(id, _)| *id);
+            let oldest = self
+                .last_used
+                .iter()
+                .min_by_key(|(_, t)| **t)
+                .map(|(id, _)| *id);
             if let Some(old) = oldest {
                 self.last_used.remove(&old);
             }
@@ -192,7 +204,10 @@ mod tests {
     #[test]
     fn a_client_name_cannot_be_reused() {
         let mut names = ClientStatements::default();
-        let s = Arc::new(Statement { id: 1, parse: Bytes::new() });
+        let s = Arc::new(Statement {
+            id: 1,
+            parse: Bytes::new(),
+        });
         assert!(names.insert(b"s1", Arc::clone(&s)));
         assert!(!names.insert(b"s1", s));
         names.remove(b"s1");

@@ -37,6 +37,9 @@ pub struct Link<'a> {
     /// Rename named statements (transaction/statement pooling with
     /// `max_prepared_statements > 0`); otherwise pass through.
     pub is_renaming: bool,
+    /// Statement pooling: a ReadyForQuery inside a transaction block is refused before
+    /// it reaches the client.
+    pub is_statement_mode: bool,
 }
 
 /// What the session should do after a client frame.
@@ -51,16 +54,20 @@ pub enum ClientFlow {
 impl Link<'_> {
     /// Relays one client frame.
     pub fn client_frame(&mut self, frame: &Frame) -> Result<ClientFlow, SessionError> {
-        let tag = frame.frontend_tag().ok_or(SessionError::protocol("unknown message type"))?;
+        let tag = frame
+            .frontend_tag()
+            .ok_or(SessionError::protocol("unknown message type"))?;
         let expect = match tag {
             FrontendTag::Query => Some(Expect::Query),
             FrontendTag::Execute => Some(Expect::Execute),
+            FrontendTag::Sync if self.exchange.is_copy_in_extended() => None,
             FrontendTag::Sync => Some(Expect::Sync),
             FrontendTag::FunctionCall => Some(Expect::FunctionCall),
-            FrontendTag::Flush
-            | FrontendTag::CopyData
-            | FrontendTag::CopyDone
-            | FrontendTag::CopyFail => None,
+            FrontendTag::CopyDone | FrontendTag::CopyFail => {
+                self.exchange.end_copy_in();
+                None
+            }
+            FrontendTag::Flush | FrontendTag::CopyData => None,
             FrontendTag::Terminate => return Ok(ClientFlow::Terminate),
             FrontendTag::Password => {
                 return Err(SessionError::protocol("password message after login"));
@@ -71,7 +78,8 @@ impl Link<'_> {
         };
         self.server_out.extend_from_slice(frame.as_bytes());
         if let Some(expect) = expect {
-            self.exchange.push(Pending::Forward(expect), self.client_out);
+            self.exchange
+                .push(Pending::Forward(expect), self.client_out);
         }
         Ok(ClientFlow::Continue)
     }
@@ -90,14 +98,17 @@ impl Link<'_> {
                 PoolStats::add(&self.stats.bind_count, 1);
                 (Expect::Bind, Some(bind.statement))
             }
-            FrontendMessage::Describe(d) => {
-                (Expect::Describe, (d.target == Target::Statement).then_some(d.name))
-            }
+            FrontendMessage::Describe(d) => (
+                Expect::Describe,
+                (d.target == Target::Statement).then_some(d.name),
+            ),
             FrontendMessage::Close(c) => {
                 if self.is_renaming && c.target == Target::Statement && !c.name.is_empty() {
                     self.statements.remove(c.name);
-                    self.exchange
-                        .push(Pending::Synthetic(Synthetic::CloseComplete), self.client_out);
+                    self.exchange.push(
+                        Pending::Synthetic(Synthetic::CloseComplete),
+                        self.client_out,
+                    );
                     return Ok(());
                 }
                 (Expect::Close, None)
@@ -120,18 +131,27 @@ impl Link<'_> {
             }
             _ => self.server_out.extend_from_slice(frame.as_bytes()),
         }
-        self.exchange.push(Pending::Forward(expect), self.client_out);
+        self.exchange
+            .push(Pending::Forward(expect), self.client_out);
         Ok(())
     }
 
     fn client_parse(&mut self, frame: &Frame, name: &[u8]) -> Result<(), SessionError> {
         let body = statement_body(frame.as_bytes()).ok_or(SessionError::protocol("Parse"))?;
-        let statement = self.registry.intern(frame, body).map_err(SessionError::Protocol)?;
+        let statement = self
+            .registry
+            .intern(frame, body)
+            .map_err(SessionError::Protocol)?;
         if !self.statements.insert(name, statement.clone()) {
-            return Err(SessionError::Fatal("prepared statement name is already in use"));
+            return Err(SessionError::Fatal(
+                "prepared statement name is already in use",
+            ));
         }
         if self.server.statements.touch(statement.id) {
-            self.exchange.push(Pending::Synthetic(Synthetic::ParseComplete), self.client_out);
+            self.exchange.push(
+                Pending::Synthetic(Synthetic::ParseComplete),
+                self.client_out,
+            );
         } else {
             self.prepare_on_server(&statement, false);
         }
@@ -155,9 +175,13 @@ impl Link<'_> {
         self.server_out.extend_from_slice(&statement.parse);
         PoolStats::add(&self.stats.server_parse_count, 1);
         let pending = if is_injected {
-            Pending::InjectedParse { statement: statement.id }
+            Pending::InjectedParse {
+                statement: statement.id,
+            }
         } else {
-            Pending::Forward(Expect::Parse { statement: Some(statement.id) })
+            Pending::Forward(Expect::Parse {
+                statement: Some(statement.id),
+            })
         };
         self.exchange.push(pending, self.client_out);
     }
@@ -175,6 +199,11 @@ impl Link<'_> {
         match tag {
             Some(BackendTag::ReadyForQuery) => {
                 let status = ready_for_query_status(body).map_err(SessionError::ServerProtocol)?;
+                if self.is_statement_mode && !is_swallowed && status != TransactionStatus::Idle {
+                    return Err(SessionError::Fatal(
+                        "transaction blocks not allowed in statement pooling mode",
+                    ));
+                }
                 if !is_swallowed {
                     self.client_out.extend_from_slice(frame);
                 }
@@ -188,7 +217,9 @@ impl Link<'_> {
                 if is_swallowed {
                     let fields = ErrorFields::new(body).map_err(SessionError::ServerProtocol)?;
                     let message = String::from_utf8_lossy(fields.message().unwrap_or_default());
-                    self.exchange.injected_error.get_or_insert_with(|| message.into_owned());
+                    self.exchange
+                        .injected_error
+                        .get_or_insert_with(|| message.into_owned());
                     return Ok(None);
                 }
                 self.client_out.extend_from_slice(frame);
@@ -245,8 +276,10 @@ impl Link<'_> {
                 let message = BackendMessage::decode_body(BackendTag::ParameterStatus, body)
                     .map_err(SessionError::ServerProtocol)?;
                 if let BackendMessage::ParameterStatus { name, value } = message {
-                    let (name, value) =
-                        (String::from_utf8_lossy(name), String::from_utf8_lossy(value));
+                    let (name, value) = (
+                        String::from_utf8_lossy(name),
+                        String::from_utf8_lossy(value),
+                    );
                     self.server.params.set(&name, &value);
                     if !is_swallowed {
                         self.params.set_reported(&name, &value);
@@ -255,6 +288,10 @@ impl Link<'_> {
                 if !is_swallowed {
                     self.client_out.extend_from_slice(frame);
                 }
+            }
+            Some(BackendTag::CopyInResponse) => {
+                self.exchange.start_copy_in();
+                self.client_out.extend_from_slice(frame);
             }
             _ => {
                 if !is_swallowed {

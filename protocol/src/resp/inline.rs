@@ -2,7 +2,7 @@
 //! turned into multibulk requests so they can share an upstream connection.
 
 use bytes::{Buf, BytesMut};
-use memchr::memchr;
+use memchr::{memchr, memchr2};
 
 use super::request::Request;
 use super::scan::RespLimits;
@@ -27,9 +27,16 @@ pub(crate) fn decode_inline(
     scanned: &mut usize,
 ) -> Result<InlineLine, ProtocolError> {
     let search_from = (*scanned).min(buf.len());
-    let Some(newline) =
-        memchr(b'\n', buf.get(search_from..).unwrap_or_default()).map(|i| search_from + i)
-    else {
+    let found =
+        memchr2(b'\n', 0, buf.get(search_from..).unwrap_or_default()).map(|i| search_from + i);
+    // Redis finds the newline with strchr, which stops at a NUL byte: a line holding a NUL
+    // never ends, and only the size limit below closes the connection.
+    let (newline, scanned_to) = match found {
+        Some(index) if buf.get(index) == Some(&b'\n') => (Some(index), 0),
+        Some(nul) => (None, nul),
+        None => (None, buf.len()),
+    };
+    let Some(newline) = newline else {
         // Like Redis, only a line still without newline past the limit is an error.
         if buf.len() > limits.max_inline_len {
             *scanned = 0;
@@ -39,7 +46,7 @@ pub(crate) fn decode_inline(
                 max: limits.max_inline_len as u64,
             });
         }
-        *scanned = buf.len();
+        *scanned = scanned_to;
         return Ok(InlineLine::Incomplete);
     };
     *scanned = 0;
@@ -87,7 +94,7 @@ fn unbalanced_quotes() -> ProtocolError {
 /// Redis' `sdssplitargs`: splits on whitespace; `"…"` supports `\n \r \t \b \a \xHH` and `\c`
 /// for any other `c`; `'…'` supports only `\'`; a closing quote must be followed by whitespace
 /// or the end; a quote inside a word opens a quoted part of that word. The line is a C string
-/// to Redis, so it ends at the first NUL byte.
+/// to Redis, so it ends at the first NUL byte (`decode_inline` never passes one).
 pub(crate) fn split_args(line: &[u8]) -> Result<Vec<Vec<u8>>, ProtocolError> {
     let line = memchr(0, line)
         .and_then(|nul| line.get(..nul))
@@ -174,5 +181,33 @@ fn split_one_arg(line: &[u8], mut pos: usize) -> Result<(Vec<u8>, usize), Protoc
         if is_done {
             return Ok((arg, pos));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_args;
+
+    fn split(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+        split_args(line).ok()
+    }
+
+    #[test]
+    fn follows_sdssplitargs_edge_cases() {
+        let args = |list: &[&[u8]]| Some(list.iter().map(|a| a.to_vec()).collect::<Vec<_>>());
+        assert_eq!(split(b""), args(&[]));
+        assert_eq!(split(b" \x0b\x0c\t "), args(&[]));
+        // \v and \f separate words only as leading blanks, not inside an unquoted word.
+        assert_eq!(split(b"\x0ba\x0bb c"), args(&[b"a\x0bb", b"c"]));
+        assert_eq!(split(b"\"\\x41\\xzz\\q\\\\\""), args(&[b"Axzzq\\"]));
+        assert_eq!(split(b"\"\\n\\r\\t\\b\\a\""), args(&[b"\n\r\t\x08\x07"]));
+        assert_eq!(split(b"'a\\'b\\n'"), args(&[b"a'b\\n"]));
+        assert_eq!(split(b"a\"b c\"d"), None);
+        assert_eq!(split(b"a\"b c\"\x0bd"), args(&[b"ab c", b"d"]));
+        assert_eq!(split(b"\"abc\\"), None);
+        assert_eq!(split(b"'abc"), None);
+        // Redis sees a C string: a NUL ends the line.
+        assert_eq!(split(b"get k\0ignored \"unbalanced"), args(&[b"get", b"k"]));
+        assert_eq!(split(b"\"a\0\""), None);
     }
 }

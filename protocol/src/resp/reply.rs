@@ -221,3 +221,69 @@ pub fn blob_error(buf: &mut BytesMut, line: &[u8], version: RespVersion) {
         RespVersion::Resp2 => error_bytes(buf, line),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::{Bytes, BytesMut};
+
+    use super::RespVersion::{Resp2, Resp3};
+    use super::*;
+
+    #[test]
+    fn reply_encoders_match_redis_bytes() {
+        fn enc(write: impl Fn(&mut BytesMut)) -> Bytes {
+            let mut buf = BytesMut::new();
+            write(&mut buf);
+            buf.freeze()
+        }
+        let cases = [
+            (enc(|b| simple(b, "PONG")), "+PONG\r\n"),
+            (
+                enc(|b| error(b, "ERR bad\r\nthing\n")),
+                "-ERR bad  thing \r\n",
+            ),
+            (enc(|b| integer(b, i64::MIN)), ":-9223372036854775808\r\n"),
+            (enc(|b| integer(b, 0)), ":0\r\n"),
+            (enc(|b| bulk(b, b"a\r\nb")), "$4\r\na\r\nb\r\n"),
+            (enc(|b| null(b, Resp2)), "$-1\r\n"),
+            (enc(|b| null(b, Resp3)), "_\r\n"),
+            (enc(|b| null_array(b, Resp2)), "*-1\r\n"),
+            (enc(|b| null_array(b, Resp3)), "_\r\n"),
+            (enc(|b| array_header(b, 3)), "*3\r\n"),
+            (enc(|b| map_header(b, 7, Resp2)), "*14\r\n"),
+            (enc(|b| map_header(b, 7, Resp3)), "%7\r\n"),
+            (enc(|b| set_header(b, 2, Resp2)), "*2\r\n"),
+            (enc(|b| set_header(b, 2, Resp3)), "~2\r\n"),
+            (enc(|b| push_header(b, 3, Resp2)), "*3\r\n"),
+            (enc(|b| push_header(b, 3, Resp3)), ">3\r\n"),
+            (enc(|b| attribute_header(b, 1)), "|1\r\n"),
+            (enc(|b| boolean(b, true, Resp2)), ":1\r\n"),
+            (enc(|b| boolean(b, false, Resp3)), "#f\r\n"),
+            (enc(|b| double(b, 3.5, Resp3)), ",3.5\r\n"),
+            (enc(|b| double(b, 1e300, Resp3)), ",1e300\r\n"),
+            (enc(|b| double(b, f64::NEG_INFINITY, Resp3)), ",-inf\r\n"),
+            (enc(|b| double(b, f64::NAN, Resp3)), ",nan\r\n"),
+            (enc(|b| double(b, 3.5, Resp2)), "$3\r\n3.5\r\n"),
+            (
+                enc(|b| verbatim(b, *b"txt", b"Some text", Resp3)),
+                "=13\r\ntxt:Some text\r\n",
+            ),
+            (
+                enc(|b| verbatim(b, *b"txt", b"Some text", Resp2)),
+                "$9\r\nSome text\r\n",
+            ),
+            (
+                enc(|b| big_number(b, b"-12345678901234567890", Resp3)),
+                "(-12345678901234567890\r\n",
+            ),
+            (
+                enc(|b| blob_error(b, b"ERR a\nb", Resp3)),
+                "!7\r\nERR a\nb\r\n",
+            ),
+            (enc(|b| blob_error(b, b"ERR a\nb", Resp2)), "-ERR a b\r\n"),
+        ];
+        for (index, (encoded, expected)) in cases.iter().enumerate() {
+            assert_eq!(encoded, expected, "case {index}");
+        }
+    }
+}

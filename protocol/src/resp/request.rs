@@ -2,7 +2,7 @@
 //! `Request`s that keep their wire bytes for forwarding, with Redis' own protocol-error texts.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use memchr::memchr;
+use memchr::memchr2;
 
 use super::inline::{InlineLine, decode_inline};
 use super::reply::put_header;
@@ -393,7 +393,9 @@ impl RequestDecoder {
             .len()
             .min(line_start.saturating_add(max).saturating_add(1));
         let window = buf.get(digits_start..window_end).unwrap_or_default();
-        let Some(cr) = memchr(b'\r', window).map(|index| digits_start + index) else {
+        // Redis finds the CR with strchr, which stops at a NUL byte: a NUL hides the line end.
+        let found = memchr2(b'\r', 0, window).map(|index| digits_start + index);
+        let Some(cr) = found.filter(|&index| buf.get(index) == Some(&b'\r')) else {
             let waiting = buf.len().saturating_sub(line_start);
             if waiting > max {
                 return Err(ProtocolError::TooLarge {

@@ -30,16 +30,31 @@ impl TestPooler {
         std::fs::write(&path, ini).unwrap();
         std::fs::write(dir.path().join("userlist.txt"), userlist).unwrap();
         let loaded = pooler::config::load(&path).unwrap_or_else(|e| panic!("config: {e:?}"));
-        let secrets = pooler::config::load_auth_file(&dir.path().join("userlist.txt")).unwrap().0;
+        let secrets = pooler::config::load_auth_file(&dir.path().join("userlist.txt"))
+            .unwrap()
+            .0;
         let running = pooler::start(loaded.config, secrets).await.unwrap();
         let port = running.tcp_addrs[0].port();
-        TestPooler { running: Some(running), port, dir }
+        TestPooler {
+            running: Some(running),
+            port,
+            dir,
+        }
     }
 
     /// tokio-postgres config for a client of the pooler.
-    pub fn client_config(&self, user: &str, password: Option<&str>, db: &str) -> tokio_postgres::Config {
+    pub fn client_config(
+        &self,
+        user: &str,
+        password: Option<&str>,
+        db: &str,
+    ) -> tokio_postgres::Config {
         let mut config = tokio_postgres::Config::new();
-        config.host("127.0.0.1").port(self.port).user(user).dbname(db);
+        config
+            .host("127.0.0.1")
+            .port(self.port)
+            .user(user)
+            .dbname(db);
         if let Some(p) = password {
             config.password(p);
         }
@@ -47,8 +62,16 @@ impl TestPooler {
     }
 
     /// Connects with tokio-postgres through the pooler.
-    pub async fn connect(&self, user: &str, password: Option<&str>, db: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-        let (client, connection) = self.client_config(user, password, db).connect(tokio_postgres::NoTls).await?;
+    pub async fn connect(
+        &self,
+        user: &str,
+        password: Option<&str>,
+        db: &str,
+    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let (client, connection) = self
+            .client_config(user, password, db)
+            .connect(tokio_postgres::NoTls)
+            .await?;
         tokio::spawn(async move {
             let _ = connection.await;
         });
@@ -59,14 +82,24 @@ impl TestPooler {
     /// on failure.
     pub fn pgbench(&self, args: &[&str]) -> String {
         let output = std::process::Command::new(integration_tests::pg_tool("pgbench").unwrap())
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
             .args(args)
             .arg("postgres")
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "pgbench {args:?} failed:\n{stdout}\n{stderr}");
+        assert!(
+            output.status.success(),
+            "pgbench {args:?} failed:\n{stdout}\n{stderr}"
+        );
         stdout
     }
 
@@ -87,11 +120,19 @@ impl TestPooler {
     pub async fn connect_with_messages(
         &self,
         config: &tokio_postgres::Config,
-    ) -> Result<(tokio_postgres::Client, tokio::sync::mpsc::UnboundedReceiver<tokio_postgres::AsyncMessage>), tokio_postgres::Error> {
+    ) -> Result<
+        (
+            tokio_postgres::Client,
+            tokio::sync::mpsc::UnboundedReceiver<tokio_postgres::AsyncMessage>,
+        ),
+        tokio_postgres::Error,
+    > {
         let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
         let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(async move {
-            while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            while let Some(Ok(message)) =
+                std::future::poll_fn(|cx| connection.poll_message(cx)).await
+            {
                 let _ = sender.send(message);
             }
         });
@@ -121,7 +162,23 @@ pub fn run_psql(host: &str, port: u16, user: &str, sql: &str) -> Result<String, 
     let output = std::process::Command::new(integration_tests::pg_tool("psql").unwrap())
         .env_remove("PGOPTIONS")
         .env("PGCONNECT_TIMEOUT", "10")
-        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", host, "-p", &port.to_string(), "-U", user, "-d", "postgres", "-c", sql])
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            host,
+            "-p",
+            &port.to_string(),
+            "-U",
+            user,
+            "-d",
+            "postgres",
+            "-c",
+            sql,
+        ])
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
@@ -129,7 +186,10 @@ pub fn run_psql(host: &str, port: u16, user: &str, sql: &str) -> Result<String, 
     if output.status.success() {
         Ok(stdout)
     } else {
-        Err(format!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr)))
+        Err(format!(
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        ))
     }
 }
 
@@ -147,7 +207,9 @@ pub fn active_server_connections(node: &PgNode, user: &str) -> usize {
 /// The server's (or pooler's) error message of a failed call: the ErrorResponse text when
 /// there is one, else the error's display.
 pub fn error_message(err: &tokio_postgres::Error) -> String {
-    err.as_db_error().map(|e| e.message().to_owned()).unwrap_or_else(|| err.to_string())
+    err.as_db_error()
+        .map(|e| e.message().to_owned())
+        .unwrap_or_else(|| err.to_string())
 }
 
 /// The SQLSTATE of a failed call, if the failure carried an ErrorResponse.

@@ -1,0 +1,60 @@
+//! `compare pooler [--smoke]`: the side-by-side benchmark (see benches/README.md).
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+
+use benches::pooler_compare::{self, Options};
+use benches::report;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let what = args.first().map(String::as_str).unwrap_or("");
+    let is_smoke = args.iter().any(|a| a == "--smoke");
+    let output = args
+        .iter()
+        .position(|a| a == "--output")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from);
+    match what {
+        "pooler" => {
+            let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+            let options = if is_smoke {
+                Options {
+                    clients: vec![1, 10],
+                    modes: vec!["simple".into(), "prepared".into()],
+                    duration_secs: 2,
+                    rounds: 1,
+                    is_reconnect_included: true,
+                    pool_size: 10,
+                    pooler_bin: root.join("target/release/pooler"),
+                }
+            } else {
+                Options {
+                    clients: vec![1, 10, 50, 200, 1000],
+                    modes: vec!["simple".into(), "extended".into(), "prepared".into()],
+                    duration_secs: 10,
+                    rounds: 3,
+                    is_reconnect_included: true,
+                    pool_size: 20,
+                    pooler_bin: root.join("target/release/pooler"),
+                }
+            };
+            pooler_compare::check_binary(&options.pooler_bin)?;
+            let cells = pooler_compare::run(&options)?;
+            let text = format!(
+                "## pooler: pgbench select-only, transaction pooling, pool_size {}\n\n{}\n{} rounds of {} s per cell, targets interleaved; medians.\n\n{}",
+                options.pool_size,
+                report::environment(),
+                options.rounds,
+                options.duration_secs,
+                report::pooler_table(&cells)
+            );
+            println!("{text}");
+            if let Some(path) = output {
+                std::fs::write(&path, &text)?;
+            }
+            Ok(())
+        }
+        _ => anyhow::bail!("usage: compare pooler [--smoke] [--output FILE]"),
+    }
+}

@@ -1,0 +1,84 @@
+//! Running pgbench against one target and reading its results.
+
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+/// One pgbench run's figures.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PgbenchResult {
+    /// Transactions per second (excluding initial connection time).
+    pub tps: f64,
+    /// Transactions processed.
+    pub transactions: u64,
+    /// Average latency in milliseconds.
+    pub latency_ms: f64,
+    /// Failed transactions.
+    pub failed: u64,
+}
+
+/// Runs `pgbench -n <args> -h 127.0.0.1 -p <port> -U postgres postgres`.
+pub fn run(port: u16, args: &[String]) -> anyhow::Result<PgbenchResult> {
+    let pgbench = integration_tests::pg_tool("pgbench")?;
+    let output = Command::new(pgbench)
+        .args([
+            "-n",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "postgres",
+        ])
+        .args(args)
+        .arg("postgres")
+        .output()
+        .context("running pgbench")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!(
+            "pgbench {args:?} failed: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    parse(&stdout)
+}
+
+/// Reads pgbench's summary.
+pub fn parse(stdout: &str) -> anyhow::Result<PgbenchResult> {
+    let mut result = PgbenchResult::default();
+    for line in stdout.lines() {
+        let value = |prefix: &str| {
+            line.strip_prefix(prefix)
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|v| v.split('/').next())
+                .and_then(|v| v.parse::<f64>().ok())
+        };
+        if let Some(v) = value("tps = ") {
+            result.tps = v;
+        } else if let Some(v) = value("number of transactions actually processed: ") {
+            result.transactions = v as u64;
+        } else if let Some(v) = value("latency average = ") {
+            result.latency_ms = v;
+        } else if let Some(v) = value("number of failed transactions: ") {
+            result.failed = v as u64;
+        }
+    }
+    if result.transactions == 0 {
+        bail!("pgbench printed no result:\n{stdout}");
+    }
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_a_pgbench_15_summary() {
+        let out = "number of transactions actually processed: 1234/1234\nnumber of failed transactions: 0 (0.000%)\nlatency average = 0.812 ms\ninitial connection time = 3.2 ms\ntps = 1231.5 (without initial connection time)\n";
+        let r = super::parse(out).unwrap();
+        assert_eq!(r.transactions, 1234);
+        assert_eq!(r.tps, 1231.5);
+        assert_eq!(r.latency_ms, 0.812);
+        assert_eq!(r.failed, 0);
+    }
+}
