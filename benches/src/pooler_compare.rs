@@ -88,7 +88,7 @@ pub fn run(options: &Options) -> anyhow::Result<Vec<Cell>> {
     let dir = tempfile::tempdir()?;
     let run_as = RunAs::postgres()?;
     run_as.give(dir.path())?;
-    let daemons = vec![
+    let daemons = [
         Daemon {
             target: Target::Direct,
             port: pg.primary().port(),

@@ -34,6 +34,14 @@
 //! `tokio::task::block_in_place(|| ...)`, or move a cloned node handle ([`PgNode`] and
 //! [`RedisServer`] are cheap `Clone` handles) into `tokio::task::spawn_blocking`.
 //!
+//! # Process lifetime
+//!
+//! Servers are stopped when their [`PgCluster`] / [`RedisSet`] is dropped, whatever
+//! handle clones remain. If the test process dies without running destructors (Ctrl-C,
+//! a CI timeout), the kernel SIGKILLs the servers too: they are started through
+//! `setpriv --pdeathsig KILL` from one long-lived spawner thread (see
+//! [`process::server_command`]). Only the temporary directory is then left behind.
+//!
 //! # Failures and logs
 //!
 //! Every process writes stdout and stderr to a `*.log` file in its temporary directory.

@@ -246,6 +246,8 @@ fn drop_stops_every_process_and_removes_the_directory() {
         "postmasters and their children: {pids:?}"
     );
     assert!(dir.exists());
+    // Drop must also cope with a frozen server.
+    cluster.replica(0).pause_all().unwrap();
 
     drop(cluster);
     let survivors: Vec<u32> = pids

@@ -155,6 +155,8 @@ fn drop_kills_every_process() {
         .flat_map(|server| server.process_ids())
         .collect();
     assert_eq!(pids.len(), 4, "2 servers and 2 live sentinels: {pids:?}");
+    // Drop must also cope with a frozen server.
+    set.pause_master().unwrap();
     drop(set);
     let survivors: Vec<u32> = pids
         .iter()
