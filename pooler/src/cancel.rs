@@ -17,7 +17,7 @@ use crate::server::{ServerConnection, ServerEndpoint};
 /// Where a client's cancel goes while it is linked to a server.
 #[derive(Debug, Clone)]
 struct CancelTarget {
-    endpoint: ServerEndpoint,
+    endpoint: Arc<ServerEndpoint>,
     pid: u32,
     key: Bytes,
 }
@@ -99,7 +99,7 @@ impl CancelHandle {
     /// The client is now running on `server`.
     pub fn link(&self, server: &PooledServer<ServerConnection>) {
         let target = server.cancel_key.as_ref().map(|(pid, key)| CancelTarget {
-            endpoint: server.endpoint.clone(),
+            endpoint: Arc::clone(&server.endpoint),
             pid: *pid,
             key: key.clone(),
         });

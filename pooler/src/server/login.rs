@@ -26,7 +26,7 @@ pub(super) async fn open(target: &ServerTarget) -> Result<ServerConnection, Conn
         })?;
     let mut conn = ServerConnection::new(
         stream,
-        target.endpoint.clone(),
+        std::sync::Arc::new(target.endpoint.clone()),
         target.max_prepared_statements,
     );
     login(&mut conn, target)

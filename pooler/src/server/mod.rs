@@ -24,6 +24,9 @@ static NEXT_SERVER_ID: AtomicU64 = AtomicU64::new(1);
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServerParams {
     values: HashMap<String, String>,
+    /// Bumped on every change, so a session can tell the server still matches the
+    /// parameters it was last synced to.
+    version: u64,
 }
 
 impl ServerParams {
@@ -35,17 +38,25 @@ impl ServerParams {
     /// Records a ParameterStatus.
     pub fn set(&mut self, name: &str, value: &str) {
         match self.values.get_mut(name) {
-            Some(v) if v == value => {}
+            Some(v) if v == value => return,
             Some(v) => value.clone_into(v),
             None => {
                 self.values.insert(name.to_owned(), value.to_owned());
             }
         }
+        self.version += 1;
+    }
+
+    /// Changes so far (see the field).
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     /// Forgets a parameter (after RESET of one the server does not report).
     pub fn remove(&mut self, name: &str) {
-        self.values.remove(name);
+        if self.values.remove(name).is_some() {
+            self.version += 1;
+        }
     }
 
     /// Every parameter, for the client's welcome.
@@ -64,10 +75,13 @@ pub struct ServerConnection {
     pub params: ServerParams,
     /// The server's BackendKeyData, used to forward cancel requests.
     pub cancel_key: Option<(u32, Bytes)>,
-    /// Where it is connected to.
-    pub endpoint: ServerEndpoint,
+    /// Where it is connected to (shared: cancel targets point at it without copying).
+    pub endpoint: std::sync::Arc<ServerEndpoint>,
     /// Prepared statements this server holds (transaction/statement pooling).
     pub statements: ServerStatements,
+    /// (client parameter fingerprint, `params.version`) when the server last matched a
+    /// client's parameters: the next client with the same fingerprint needs no check.
+    pub params_synced: Option<(u64, u64)>,
     /// Unique id for the console.
     pub id: u64,
     /// Local address of the connection.
@@ -86,7 +100,7 @@ impl std::fmt::Debug for ServerConnection {
 }
 
 impl ServerConnection {
-    fn new(stream: Stream, endpoint: ServerEndpoint, max_prepared: usize) -> Self {
+    fn new(stream: Stream, endpoint: std::sync::Arc<ServerEndpoint>, max_prepared: usize) -> Self {
         let local_addr = match &stream {
             Stream::Tcp(s) => s.local_addr().ok(),
             Stream::Unix(_) => None,
@@ -99,6 +113,7 @@ impl ServerConnection {
             cancel_key: None,
             endpoint,
             statements: ServerStatements::new(max_prepared),
+            params_synced: None,
             id: NEXT_SERVER_ID.fetch_add(1, Ordering::Relaxed),
             local_addr,
             peer,

@@ -249,10 +249,15 @@ impl ClientSession {
         let stats = self.pool.stats();
         crate::stats::PoolStats::add(&stats.server_assignment_count, 1);
         crate::stats::PoolStats::add(&stats.wait_time_us, server.waited.as_micros() as u64);
-        if let Some(sql) = self.params.sync_query(&mut server.params) {
+        let synced = (self.params.fingerprint(), server.params.version());
+        if server.params_synced == Some(synced) {
+            // Same parameters as the last client this server matched: nothing to do.
+        } else if let Some(sql) = self.params.sync_query(&mut server.params) {
             encode::query(&mut self.server_out, sql.as_bytes()).map_err(SessionError::Protocol)?;
             self.exchange
                 .push(Pending::InjectedQuery, &mut self.client_out);
+        } else {
+            server.params_synced = Some(synced);
         }
         self.cancel.link(&server);
         self.linked_at = Instant::now();
@@ -372,7 +377,16 @@ impl ClientSession {
                         std::io::ErrorKind::UnexpectedEof.into(),
                     ));
                 }
-                Ok(Some(_)) => self.relay_server_frames()?,
+                Ok(Some(_)) => {
+                    self.relay_server_frames()?;
+                    // Most replies fit the socket buffer: send now, not after another
+                    // trip through the event loop.
+                    if !self.client_out.is_empty() {
+                        self.client
+                            .try_write_buf(&mut self.client_out)
+                            .map_err(SessionError::ClientIo)?;
+                    }
+                }
                 Err(e) => return Err(SessionError::ServerClosed(e)),
             }
         }
@@ -481,11 +495,8 @@ impl ClientSession {
             &stats.xact_time_us,
             self.linked_at.elapsed().as_micros() as u64,
         );
-        if server.is_close_needed() {
-            drop(server);
-        } else {
-            server.checkin();
-        }
+        // The pool closes it instead if a RECONNECT or server_lifetime retired it.
+        server.checkin();
     }
 
     fn deadline(&self) -> Option<Instant> {

@@ -37,6 +37,8 @@ where
 pub struct ClientParams {
     /// (canonical name, value); `None` = the server default (RESET).
     values: Vec<(String, Option<String>)>,
+    /// Hash of `values`: clients with equal parameters have equal fingerprints.
+    fingerprint: u64,
 }
 
 impl ClientParams {
@@ -57,7 +59,24 @@ impl ClientParams {
                 slot.1 = Some(value.clone());
             }
         }
-        Self { values }
+        let mut params = Self {
+            values,
+            fingerprint: 0,
+        };
+        params.refresh_fingerprint();
+        params
+    }
+
+    fn refresh_fingerprint(&mut self) {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.values.hash(&mut hasher);
+        self.fingerprint = hasher.finish();
+    }
+
+    /// Equal for clients whose parameters are equal.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
     }
 
     /// The client's value of `name`.
@@ -77,8 +96,11 @@ impl ClientParams {
 
     /// The server reported a new value while linked to this client (the client ran SET).
     pub fn set_reported(&mut self, name: &str, value: &str) {
-        if let Some(slot) = self.values.iter_mut().find(|(n, _)| n == name) {
+        if let Some(slot) = self.values.iter_mut().find(|(n, _)| n == name)
+            && slot.1.as_deref() != Some(value)
+        {
             slot.1 = Some(value.to_owned());
+            self.refresh_fingerprint();
         }
     }
 
