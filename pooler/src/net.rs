@@ -97,18 +97,42 @@ impl Stream {
 
     /// Reads what is available without waiting; `Ok(None)` if nothing is, `Ok(Some(0))`
     /// if the peer closed.
+    ///
+    /// A read that does not fill the buffer has drained the socket, so tokio's cached
+    /// readiness is cleared right away (by reporting `WouldBlock` to `try_io`, which
+    /// clears only if no new readiness event arrived meanwhile). Without this, the next
+    /// wait would return at once and cost one `recv` that fails with EAGAIN per message.
     pub fn try_read_into(&self, buf: &mut BytesMut) -> io::Result<Option<usize>> {
         if buf.capacity() - buf.len() < 1024 {
             buf.reserve(READ_CHUNK);
         }
-        let read = match self {
-            Stream::Tcp(s) => s.try_read_buf(buf),
-            Stream::Unix(s) => s.try_read_buf(buf),
+        let space = buf.capacity() - buf.len();
+        let mut got = None;
+        let result = match self {
+            Stream::Tcp(s) => s.try_io(Interest::READABLE, || {
+                let n = s.try_read_buf(buf)?;
+                got = Some(n);
+                if n > 0 && n < space {
+                    Err(io::ErrorKind::WouldBlock.into())
+                } else {
+                    Ok(n)
+                }
+            }),
+            Stream::Unix(s) => s.try_io(Interest::READABLE, || {
+                let n = s.try_read_buf(buf)?;
+                got = Some(n);
+                if n > 0 && n < space {
+                    Err(io::ErrorKind::WouldBlock.into())
+                } else {
+                    Ok(n)
+                }
+            }),
         };
-        match read {
-            Ok(n) => Ok(Some(n)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-            Err(e) => Err(e),
+        match (result, got) {
+            (Ok(n), _) => Ok(Some(n)),
+            (Err(e), Some(n)) if e.kind() == io::ErrorKind::WouldBlock => Ok(Some(n)),
+            (Err(e), _) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            (Err(e), _) => Err(e),
         }
     }
 
