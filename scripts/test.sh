@@ -15,3 +15,7 @@ echo "== cargo test"
 # The fuzz harnesses (protocol/tests/*_fuzz.rs) run for a bounded number of iterations.
 export FUZZ_ITERATIONS="${FUZZ_ITERATIONS:-20000}"
 cargo test --workspace --locked --no-fail-fast -- --test-threads="${TEST_THREADS:-4}"
+echo "== benches: compare smoke run (the full run is benches/compare pooler)"
+bash benches/compare pooler --smoke
+echo "== micro-benchmarks compile and run once"
+cargo bench --locked -p benches -- --test

@@ -27,6 +27,9 @@ pub struct Options {
     pub is_reconnect_included: bool,
     /// `default_pool_size` for both poolers.
     pub pool_size: u32,
+    /// Extra `[pgbouncer]` lines for both poolers (e.g. the seed deployment's
+    /// `min_pool_size`, `reserve_pool_size`, `reserve_pool_timeout`).
+    pub extra_settings: Vec<String>,
     /// The pooler binary (a release build).
     pub pooler_bin: PathBuf,
 }
@@ -237,6 +240,9 @@ fn start_daemon(
         "ignore_startup_parameters = extra_float_digits\nlog_connections = 0\nlog_disconnections = 0"
     )?;
     writeln!(text, "logfile = {}/{name}.log", dir.display())?;
+    for line in &options.extra_settings {
+        writeln!(text, "{line}")?;
+    }
     if target == Target::Pooler {
         writeln!(text, "max_prepared_statements = 200")?;
     }

@@ -26,6 +26,7 @@ fn main() -> anyhow::Result<()> {
                     rounds: 1,
                     is_reconnect_included: true,
                     pool_size: 10,
+                    extra_settings: vec![],
                     pooler_bin: root.join("target/release/pooler"),
                 }
             } else {
@@ -36,9 +37,24 @@ fn main() -> anyhow::Result<()> {
                     rounds: 3,
                     is_reconnect_included: true,
                     pool_size: 20,
+                    extra_settings: vec![],
                     pooler_bin: root.join("target/release/pooler"),
                 }
             };
+            let mut options = options;
+            if args.iter().any(|a| a == "--seed") {
+                // The seed deployment's settings (issue 3), 1000 clients.
+                options.clients = vec![1000];
+                options.modes = vec!["simple".into()];
+                options.is_reconnect_included = false;
+                options.pool_size = 25;
+                options.extra_settings = vec![
+                    "max_client_conn = 1000".into(),
+                    "min_pool_size = 10".into(),
+                    "reserve_pool_size = 5".into(),
+                    "reserve_pool_timeout = 3".into(),
+                ];
+            }
             pooler_compare::check_binary(&options.pooler_bin)?;
             let cells = pooler_compare::run(&options)?;
             let text = format!(
@@ -55,6 +71,6 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        _ => anyhow::bail!("usage: compare pooler [--smoke] [--output FILE]"),
+        _ => anyhow::bail!("usage: compare pooler [--smoke | --seed] [--output FILE]"),
     }
 }
