@@ -19,7 +19,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     /// pgbouncer.ini to load (not needed with --database-url).
     config: Option<PathBuf>,
-    /// Run in the background (accepted for compatibility; prefer a supervisor).
+    /// Run in the background; needs `pidfile` and `logfile` (as PgBouncer).
     #[arg(short = 'd', long = "daemon")]
     daemon: bool,
     /// Online restart (deprecated in PgBouncer; not supported, use so_reuseport).
@@ -120,15 +120,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         println!("configuration OK");
         return Ok(ExitCode::SUCCESS);
     }
+    if cli.daemon {
+        daemonize(&loaded.config)?;
+    }
     init_logging(&cli, &loaded.config)?;
     let _pidfile = PidFile::create(&loaded.config.general.pidfile)?;
     for w in &loaded.warnings {
         tracing::warn!("{w}");
-    }
-    if cli.daemon {
-        tracing::warn!(
-            "-d: pooler stays in the foreground; run it under a supervisor (systemd, Kubernetes)"
-        );
     }
     if let Some(user) = cli.user.as_ref().or(loaded.config.general.user.as_ref()) {
         switch_user(user)?;
@@ -260,6 +258,20 @@ impl Drop for PidFile {
             let _ = std::fs::remove_file(path);
         }
     }
+}
+
+/// `-d`: detach from the terminal before any thread exists. Like PgBouncer it needs a
+/// pidfile and a logfile, since nothing is written to stderr afterwards.
+fn daemonize(config: &config::Config) -> anyhow::Result<()> {
+    if config.general.pidfile.is_empty() {
+        anyhow::bail!("daemon needs pidfile configured");
+    }
+    if config.general.logfile.is_empty() {
+        anyhow::bail!("daemon needs logfile configured");
+    }
+    // nochdir: relative paths in the config keep working.
+    nix::unistd::daemon(true, false).context("cannot daemonize")?;
+    Ok(())
 }
 
 fn switch_user(name: &str) -> anyhow::Result<()> {
