@@ -14,6 +14,7 @@ pub mod listener;
 pub mod login;
 pub mod net;
 pub mod pool;
+pub mod router;
 pub mod server;
 pub mod session;
 pub mod stats;
