@@ -1,0 +1,297 @@
+//! Dispatching held requests: authentication gate, broken transactions, routing, then a
+//! local answer, a shared upstream connection, or the client's pinned connection. A request
+//! that cannot go yet (no master during a failover, an ordering barrier) stays held.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use protocol::resp::{Request, RespVersion};
+
+use super::pinned::PinnedSession;
+use super::replies::SlotTarget;
+use super::{ClientConnection, Phase};
+use crate::commands::{Special, special};
+use crate::config::ReadFrom;
+use crate::local::{LocalContext, LocalOutcome, answer, answer_broken_transaction};
+use crate::router::{LocalCommand, RouteContext, Routed, Target, route};
+use crate::upstream::{MasterRoute, UpstreamRequest};
+
+/// Whether a held request left the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Step {
+    /// Sent or answered.
+    Done,
+    /// Must wait (for a master, or for older replies).
+    Wait,
+}
+
+impl ClientConnection {
+    /// Dispatches held requests in order until one must wait, then writes pinned commands.
+    pub(super) async fn pump(&mut self) {
+        loop {
+            if self.resubscribe.is_some() && self.pinned.is_none() && self.held.is_empty() {
+                // An idle subscriber lost its connection: restore it without waiting for a command.
+                if matches!(self.routes.master, MasterRoute::Ready(_)) {
+                    let _ = self.open_pinned().await;
+                }
+            }
+            while let Some(&seq) = self.held.front() {
+                match self.phase {
+                    Phase::Abort => return,
+                    Phase::Closing { after } if seq > after => {
+                        self.held.clear();
+                        break;
+                    }
+                    _ => {}
+                }
+                if self.dispatch(seq).await == Step::Wait {
+                    break;
+                }
+                self.held.pop_front();
+            }
+            if let Some(session) = self.pinned.as_mut()
+                && session.flush().await.is_err()
+            {
+                self.on_pinned_lost();
+            }
+            self.release_pinned_if_idle();
+            let may_decode_more =
+                self.held.is_empty() && !self.read_buf.is_empty() && self.phase == Phase::Running;
+            if !may_decode_more {
+                return;
+            }
+            self.decode_requests();
+            if self.held.is_empty() {
+                return;
+            }
+        }
+    }
+
+    async fn dispatch(&mut self, seq: u64) -> Step {
+        let Some(request) = self
+            .replies
+            .slot_mut(seq)
+            .and_then(|slot| slot.request.take())
+        else {
+            return Step::Done;
+        };
+        let step = self.dispatch_request(seq, &request).await;
+        if let Some(slot) = self.replies.slot_mut(seq) {
+            slot.request = Some(request);
+        }
+        step
+    }
+
+    async fn dispatch_request(&mut self, seq: u64, request: &Request) -> Step {
+        if !self.session.is_authenticated
+            && !matches!(
+                special(request.name()),
+                Some(Special::Auth | Special::Hello | Special::Quit | Special::Reset)
+            )
+        {
+            self.reply_error(seq, "NOAUTH Authentication required.");
+            return Step::Done;
+        }
+        let mut local = BytesMut::new();
+        if answer_broken_transaction(request, &mut self.session, &mut local).is_some() {
+            self.replies.complete(seq, &local, &mut self.out);
+            return Step::Done;
+        }
+        let routed = {
+            let config = self.shared.config.load();
+            let context = RouteContext {
+                is_pinned: self.pinned.is_some()
+                    || self.session.db != 0
+                    || self.resubscribe.is_some(),
+                read_from: config.read_from,
+                has_replica: !self.routes.replicas.is_empty(),
+                enable_monitor: config.enable_monitor,
+            };
+            route(request, &self.shared.commands.load(), &context)
+        };
+        match routed.target {
+            Target::Local(command) => self.answer_local(seq, command, request),
+            Target::Reject(line) => {
+                self.reply_error(seq, &line);
+                Step::Done
+            }
+            Target::Master | Target::Info | Target::Replica => {
+                self.send_shared(seq, request, &routed)
+            }
+            Target::Pinned(_) => self.send_pinned(seq, request).await,
+        }
+    }
+
+    fn answer_local(&mut self, seq: u64, command: LocalCommand, request: &Request) -> Step {
+        let changes_connection = matches!(command, LocalCommand::Hello | LocalCommand::Reset);
+        if changes_connection && self.replies.has_pending_before(seq) {
+            return Step::Wait;
+        }
+        if command == LocalCommand::Hello && self.pinned.is_some() && request.argc() > 1 {
+            let wanted = match request.arg(1) {
+                Some(b"3") => RespVersion::Resp3,
+                _ => RespVersion::Resp2,
+            };
+            if wanted != self.session.protocol {
+                self.reply_error(
+                    seq,
+                    "ERR cacheproxy cannot switch protocols while a transaction, subscription, blocking command or SELECT holds the connection",
+                );
+                return Step::Done;
+            }
+        }
+        let config = self.shared.config.load_full();
+        let version = self.shared.server_version.load_full();
+        let context = LocalContext {
+            config: &config,
+            server_version: &version,
+        };
+        let mut reply = BytesMut::new();
+        let outcome = answer(command, request, &mut self.session, &context, &mut reply);
+        self.replies.complete(seq, &reply, &mut self.out);
+        match outcome {
+            LocalOutcome::Replied => {}
+            LocalOutcome::Close => self.phase = Phase::Closing { after: seq },
+            LocalOutcome::Reset => {
+                if let Some(session) = self.pinned.take() {
+                    // db -1 forces a RESET of the connection before it is reused.
+                    session.release(-1);
+                }
+                self.resubscribe = None;
+            }
+        }
+        self.refresh_decoder_limits();
+        Step::Done
+    }
+
+    /// True while a request may still wait for a master (`failover_timeout` not reached).
+    fn may_wait(&self, seq: u64) -> bool {
+        let limit = self.shared.config.load().failover_timeout;
+        let queued_at = self
+            .replies
+            .slot(seq)
+            .map_or_else(Instant::now, |slot| slot.queued_at);
+        queued_at.elapsed() < limit
+    }
+
+    fn reply_no_master(&mut self, seq: u64, reason: &str) -> Step {
+        let limit = self.shared.config.load().failover_timeout;
+        self.reply_error(
+            seq,
+            &format!("ERR no master available after waiting {limit:?}: {reason}"),
+        );
+        Step::Done
+    }
+
+    fn send_shared(&mut self, seq: u64, request: &Request, routed: &Routed) -> Step {
+        let (queued_at, prefer_master) = match self.replies.slot_mut(seq) {
+            Some(slot) => (slot.queued_at, slot.prefer_master),
+            None => return Step::Done,
+        };
+        let to_replica = routed.target == Target::Replica && !prefer_master;
+        for _ in 0..2 {
+            let routes = Arc::clone(&self.routes);
+            let (handle, target) = if to_replica && !routes.replicas.is_empty() {
+                let index = (self.session.id % routes.replicas.len() as u64) as usize;
+                match routes.replicas.get(index) {
+                    Some(handle) => (handle, SlotTarget::Replica),
+                    None => return Step::Wait,
+                }
+            } else {
+                if to_replica && self.shared.config.load().read_from == ReadFrom::Replica {
+                    self.reply_error(
+                        seq,
+                        "ERR no healthy replica available (read_from = replica)",
+                    );
+                    return Step::Done;
+                }
+                match &routes.master {
+                    MasterRoute::Ready(pools) => {
+                        match pools.shared_for(self.session.protocol, self.session.id) {
+                            Some(handle) => (handle, SlotTarget::Master(pools.addr)),
+                            None => return Step::Wait,
+                        }
+                    }
+                    MasterRoute::Unavailable(reason) => {
+                        if self.may_wait(seq) {
+                            return Step::Wait;
+                        }
+                        let reason = Arc::clone(reason);
+                        return self.reply_no_master(seq, &reason);
+                    }
+                }
+            };
+            let upstream_request = UpstreamRequest {
+                bytes: request.as_bytes().clone(),
+                seq,
+                reply_to: self.events_tx.clone(),
+                queued_at,
+            };
+            if handle.send(upstream_request).is_ok() {
+                if let Some(slot) = self.replies.slot_mut(seq) {
+                    slot.target = target;
+                    slot.is_read_only = routed.is_read_only;
+                    slot.is_info = routed.target == Target::Info;
+                }
+                return Step::Done;
+            }
+            // The connection was retired by a topology change: take the newest routes.
+            self.routes = self.routes_rx.borrow_and_update().clone();
+        }
+        Step::Wait
+    }
+
+    async fn send_pinned(&mut self, seq: u64, request: &Request) -> Step {
+        if let MasterRoute::Unavailable(reason) = &self.routes.master {
+            // Hold pinned traffic too: a write must not reach a master being failed over.
+            if self.may_wait(seq) {
+                return Step::Wait;
+            }
+            let reason = Arc::clone(reason);
+            return self.reply_no_master(seq, &reason);
+        }
+        if self.pinned.is_none() {
+            if self.replies.has_pending_before(seq) {
+                return Step::Wait;
+            }
+            if let Err(error) = self.open_pinned().await {
+                self.reply_error(seq, &format!("ERR {error}"));
+                return Step::Done;
+            }
+        }
+        let Some(session) = self.pinned.as_mut() else {
+            return Step::Wait;
+        };
+        let has_slot = session.send(request, seq);
+        if let Some(slot) = self.replies.slot_mut(seq) {
+            slot.target = SlotTarget::Pinned;
+        }
+        if !has_slot {
+            self.replies.complete(seq, b"", &mut self.out);
+        }
+        Step::Done
+    }
+
+    /// Checks out a pinned connection and restores the client's database and subscriptions on it.
+    pub(super) async fn open_pinned(&mut self) -> Result<(), String> {
+        let MasterRoute::Ready(pools) = &self.routes.master else {
+            return Err("no master available".to_owned());
+        };
+        let pool = Arc::clone(&pools.pinned);
+        let connection = pool
+            .checkout(self.session.protocol)
+            .await
+            .map_err(|error| error.to_string())?;
+        let mut session = PinnedSession::new(connection, pool);
+        if self.session.db != 0 {
+            let db = self.session.db.to_string();
+            session.send_silent(&Request::from_args(&[b"SELECT", db.as_bytes()]));
+        }
+        if let Some(subscriptions) = self.resubscribe.take() {
+            session.resubscribe(&subscriptions);
+        }
+        self.pinned = Some(session);
+        Ok(())
+    }
+}

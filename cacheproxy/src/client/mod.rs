@@ -1,0 +1,436 @@
+//! `ClientConnection`: one task per downstream client. Its `run` loop selects over the
+//! client socket, replies from shared upstream connections, its pinned connection, route
+//! changes and timers; each branch calls a named step. Replies leave in request order.
+
+mod dispatch;
+mod pinned;
+mod pinned_events;
+mod replies;
+mod subscriptions;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use protocol::ProtocolError;
+use protocol::resp::{RequestDecoder, RespLimits, protocol_error_reason, reply};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::UpstreamFailure;
+use crate::local::{Session, append_info_section, proxy_section};
+use crate::sentinel::Nudge;
+use crate::shared::Shared;
+use crate::stats::Stats;
+use crate::upstream::{MasterRoute, ReplySender, Routes, UpstreamReply};
+use pinned::{PinnedOutput, PinnedSession};
+use replies::{Delivery, ReplyQueue, SlotTarget};
+use subscriptions::Subscriptions;
+
+/// Stop reading from the client while this much output waits.
+const OUT_HIGH_WATER: usize = 4 * 1024 * 1024;
+/// Sends of one request before the client gives up (resends after lost connections,
+/// `-READONLY`, `-LOADING`).
+const MAX_ATTEMPTS: u8 = 3;
+/// The reply to commands whose connection died before answering.
+const LOST_IN_FAILOVER: &str =
+    "ERR connection to master lost during failover; the command may or may not have run";
+
+/// Where the client is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Reading and answering.
+    Running,
+    /// No more reading; close once the reply to `after` is written (QUIT, protocol error, EOF).
+    Closing { after: u64 },
+    /// Shutdown: no more reading; close when everything in flight is answered or at `deadline`.
+    Draining { deadline: Instant },
+    /// Close now.
+    Abort,
+}
+
+/// One client connection and everything it owns.
+pub struct ClientConnection {
+    shared: Arc<Shared>,
+    reader: OwnedReadHalf,
+    writer: OwnedWriteHalf,
+    read_buf: BytesMut,
+    decoder: RequestDecoder,
+    is_decoder_strict: bool,
+    out: BytesMut,
+    replies: ReplyQueue,
+    /// Requests not yet dispatched, in sequence order.
+    held: VecDeque<u64>,
+    events_tx: ReplySender,
+    events_rx: mpsc::UnboundedReceiver<UpstreamReply>,
+    routes_rx: watch::Receiver<Arc<Routes>>,
+    routes: Arc<Routes>,
+    is_routes_closed: bool,
+    session: Session,
+    pinned: Option<PinnedSession>,
+    pinned_outputs: Vec<PinnedOutput>,
+    /// Subscriptions lost with a pinned connection, to restore on the next one.
+    resubscribe: Option<Subscriptions>,
+    phase: Phase,
+    shutdown: CancellationToken,
+}
+
+/// Serves one accepted client until it leaves or the proxy shuts down.
+pub async fn serve(socket: TcpStream, shared: Arc<Shared>, shutdown: CancellationToken) {
+    let _ = socket.set_nodelay(true);
+    ClientConnection::new(socket, shared, shutdown).run().await;
+}
+
+/// Decoder limits: Redis' stricter ones before authentication.
+fn decoder_limits(is_strict: bool) -> RespLimits {
+    let limits = RespLimits::default();
+    if is_strict {
+        RespLimits {
+            max_multibulk_len: 10,
+            max_bulk_len: 16 * 1024,
+            ..limits
+        }
+    } else {
+        limits
+    }
+}
+
+impl ClientConnection {
+    fn new(socket: TcpStream, shared: Arc<Shared>, shutdown: CancellationToken) -> Self {
+        let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
+        let session = Session::new(id, &shared.config.load());
+        let (reader, writer) = socket.into_split();
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let mut routes_rx = shared.routes.clone();
+        let routes = routes_rx.borrow_and_update().clone();
+        Stats::add(&shared.stats.clients, 1);
+        Stats::bump(&shared.stats.clients_total);
+        let is_decoder_strict = !session.is_authenticated;
+        ClientConnection {
+            shared,
+            reader,
+            writer,
+            read_buf: BytesMut::with_capacity(16 * 1024),
+            decoder: RequestDecoder::new(decoder_limits(is_decoder_strict)),
+            is_decoder_strict,
+            out: BytesMut::with_capacity(16 * 1024),
+            replies: ReplyQueue::default(),
+            held: VecDeque::new(),
+            events_tx,
+            events_rx,
+            routes_rx,
+            routes,
+            is_routes_closed: false,
+            session,
+            pinned: None,
+            pinned_outputs: Vec::new(),
+            resubscribe: None,
+            phase: Phase::Running,
+            shutdown,
+        }
+    }
+
+    async fn run(mut self) {
+        let mut events = Vec::with_capacity(64);
+        loop {
+            if self.is_done() {
+                break;
+            }
+            let config = self.shared.config.load();
+            let can_read = self.phase == Phase::Running
+                && self.replies.len() < config.max_pipeline
+                && self.out.len() < OUT_HIGH_WATER;
+            drop(config);
+            let wake_at = self.next_wakeup();
+            let is_writing = !self.out.is_empty();
+            if can_read {
+                self.read_buf.reserve(16 * 1024);
+            }
+            tokio::select! {
+                biased;
+                () = self.shutdown.cancelled(), if self.phase == Phase::Running => self.begin_drain(),
+                _ = self.events_rx.recv_many(&mut events, 64) => {
+                    for event in events.drain(..) {
+                        self.on_upstream_reply(event);
+                    }
+                }
+                read = read_pinned(&mut self.pinned) => self.on_pinned_read(read),
+                written = self.writer.write_buf(&mut self.out), if is_writing => {
+                    if written.is_err() {
+                        self.phase = Phase::Abort;
+                    }
+                }
+                read = self.reader.read_buf(&mut self.read_buf), if can_read => self.on_client_read(read),
+                changed = self.routes_rx.changed(), if !self.is_routes_closed => match changed {
+                    Ok(()) => self.on_routes_changed(),
+                    Err(_) => self.is_routes_closed = true,
+                },
+                () = sleep_until(wake_at) => {}
+            }
+            self.check_pinned_stall();
+            self.pump().await;
+        }
+        self.finish().await;
+    }
+
+    fn is_done(&self) -> bool {
+        match self.phase {
+            Phase::Running => false,
+            Phase::Abort => true,
+            Phase::Closing { after } => {
+                !self.replies.has_pending_before(after + 1) && self.out.is_empty()
+            }
+            Phase::Draining { deadline } => {
+                (self.replies.is_empty() && self.out.is_empty()) || Instant::now() >= deadline
+            }
+        }
+    }
+
+    fn begin_drain(&mut self) {
+        let deadline = Instant::now() + self.shared.config.load().shutdown_timeout;
+        self.phase = Phase::Draining { deadline };
+        // Long-lived pinned state (subscriptions, blocked calls) never drains by itself.
+        if self.pinned.is_some() || self.resubscribe.is_some() {
+            self.phase = Phase::Abort;
+        }
+    }
+
+    /// When the loop must wake up without I/O: a held request's failover deadline, a retry
+    /// of lost subscriptions, or the drain deadline.
+    fn next_wakeup(&mut self) -> Option<Instant> {
+        let now = Instant::now();
+        let mut wake: Option<Instant> = None;
+        let mut consider = |at: Instant| wake = Some(wake.map_or(at, |current| current.min(at)));
+        if let Some(&seq) = self.held.front()
+            && let Some(slot) = self.replies.slot_mut(seq)
+        {
+            let deadline = slot.queued_at + self.shared.config.load().failover_timeout;
+            consider(if deadline > now {
+                deadline
+            } else {
+                now + Duration::from_millis(100)
+            });
+        }
+        if self.resubscribe.is_some() && self.pinned.is_none() {
+            consider(now + Duration::from_millis(200));
+        }
+        if self.is_pinned_stalled_check_due() {
+            consider(now + Duration::from_millis(100));
+        }
+        if let Phase::Draining { deadline } = self.phase {
+            consider(deadline);
+        }
+        wake
+    }
+
+    fn on_client_read(&mut self, read: std::io::Result<usize>) {
+        match read {
+            Ok(0) | Err(_) => {
+                // Like Redis, a client that hung up gets nothing more; pending shared
+                // replies are still awaited so their upstream slots drain in order.
+                self.phase = if self.pinned.is_some() || self.replies.is_empty() {
+                    Phase::Abort
+                } else {
+                    Phase::Closing {
+                        after: self.replies.next_seq().saturating_sub(1),
+                    }
+                };
+            }
+            Ok(_) => self.decode_requests(),
+        }
+    }
+
+    /// Splits complete requests off the read buffer into held slots. Before
+    /// authentication only one request is decoded at a time, since AUTH changes the limits.
+    fn decode_requests(&mut self) {
+        while self.phase == Phase::Running {
+            if self.is_decoder_strict && !self.held.is_empty() {
+                return;
+            }
+            match self.decoder.decode(&mut self.read_buf) {
+                Ok(Some(request)) => {
+                    if request.is_command("POST") || request.is_command("HOST:") {
+                        // Redis' cross-protocol scripting defence: close without a reply.
+                        self.phase = Phase::Abort;
+                        return;
+                    }
+                    Stats::bump(&self.shared.stats.commands);
+                    let seq = self.replies.push(Some(request), Instant::now());
+                    self.held.push_back(seq);
+                }
+                Ok(None) => return,
+                Err(error) => {
+                    let reason = self.protocol_error_text(&error);
+                    let seq = self.replies.push(None, Instant::now());
+                    let mut line = BytesMut::new();
+                    reply::error(&mut line, &format!("ERR Protocol error: {reason}"));
+                    self.replies.complete(seq, &line, &mut self.out);
+                    self.phase = Phase::Closing { after: seq };
+                    return;
+                }
+            }
+        }
+    }
+
+    fn protocol_error_text(&self, error: &ProtocolError) -> &'static str {
+        let reason = protocol_error_reason(error);
+        match (self.is_decoder_strict, error) {
+            (true, ProtocolError::TooLarge { .. }) if reason == "invalid multibulk length" => {
+                "unauthenticated multibulk length"
+            }
+            (true, ProtocolError::TooLarge { .. }) if reason == "invalid bulk length" => {
+                "unauthenticated bulk length"
+            }
+            _ => reason,
+        }
+    }
+
+    /// Switches decoder limits after authentication changed. A fresh decoder re-reads a
+    /// partial request from the buffer start, which still holds all of it.
+    fn refresh_decoder_limits(&mut self) {
+        let is_strict = !self.session.is_authenticated;
+        if is_strict != self.is_decoder_strict {
+            self.decoder = RequestDecoder::new(decoder_limits(is_strict));
+            self.is_decoder_strict = is_strict;
+        }
+    }
+
+    fn on_upstream_reply(&mut self, event: UpstreamReply) {
+        match event {
+            UpstreamReply::Data {
+                seq,
+                bytes,
+                is_complete,
+            } => self.on_shared_data(seq, &bytes, is_complete),
+            UpstreamReply::Failed { seq, failure } => self.on_shared_failure(seq, failure),
+        }
+    }
+
+    fn on_shared_data(&mut self, seq: u64, bytes: &[u8], is_complete: bool) {
+        let is_whole_error =
+            is_complete && bytes.first() == Some(&b'-') && !self.replies.has_streamed(seq);
+        if is_whole_error && let Some(slot) = self.replies.slot_mut(seq) {
+            let can_retry = slot.attempts < MAX_ATTEMPTS;
+            match slot.target {
+                SlotTarget::Master(addr) if bytes.starts_with(b"-READONLY") => {
+                    // The "master" is a replica now: the write did not run; find the master.
+                    self.shared.resolver.nudge(Nudge::Readonly(addr));
+                    if can_retry {
+                        return self.requeue(seq);
+                    }
+                }
+                SlotTarget::Replica
+                    if bytes.starts_with(b"-LOADING") || bytes.starts_with(b"-MASTERDOWN") =>
+                {
+                    slot.prefer_master = true;
+                    if can_retry {
+                        return self.requeue(seq);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Delivery::Collected(whole) =
+            self.replies.deliver(seq, bytes, is_complete, &mut self.out)
+        {
+            let rewritten = append_info_section(&whole, &proxy_section(&self.shared));
+            self.replies.complete(seq, &rewritten, &mut self.out);
+        }
+    }
+
+    fn on_shared_failure(&mut self, seq: u64, failure: UpstreamFailure) {
+        if self.replies.has_streamed(seq) {
+            // Part of the reply is already out: the stream cannot be repaired.
+            self.phase = Phase::Abort;
+            return;
+        }
+        let Some(slot) = self.replies.slot_mut(seq) else {
+            return;
+        };
+        let may_resend = failure.is_retryable()
+            || (slot.is_read_only
+                && matches!(failure, UpstreamFailure::Lost | UpstreamFailure::Timeout(_)));
+        let to_replica = slot.target == SlotTarget::Replica;
+        if may_resend && slot.attempts < MAX_ATTEMPTS {
+            if !failure.is_retryable() {
+                Stats::bump(&self.shared.stats.retries);
+            }
+            return self.requeue(seq);
+        }
+        Stats::bump(&self.shared.stats.upstream_errors);
+        let server = if to_replica { "replica" } else { "master" };
+        let text = match failure {
+            UpstreamFailure::NotSent => {
+                "ERR the command could not be sent to the master".to_owned()
+            }
+            UpstreamFailure::Lost if to_replica => {
+                "ERR connection to replica lost; the command may or may not have run".to_owned()
+            }
+            UpstreamFailure::Lost => LOST_IN_FAILOVER.to_owned(),
+            UpstreamFailure::Timeout(limit) => format!(
+                "ERR upstream timeout: no reply from the {server} within {limit:?}; the command may or may not have run"
+            ),
+            UpstreamFailure::Unreachable(reason) => format!("ERR no master reachable: {reason}"),
+        };
+        self.reply_error(seq, &text);
+    }
+
+    /// Puts `seq` back among the held requests, in order, to be sent again.
+    fn requeue(&mut self, seq: u64) {
+        if let Some(slot) = self.replies.slot_mut(seq) {
+            slot.attempts += 1;
+            slot.target = SlotTarget::Unsent;
+        }
+        self.replies.clear_partial(seq);
+        let position = self.held.partition_point(|&held| held < seq);
+        self.held.insert(position, seq);
+    }
+
+    fn reply_error(&mut self, seq: u64, line: &str) {
+        let mut encoded = BytesMut::new();
+        reply::error(&mut encoded, line);
+        self.replies.complete(seq, &encoded, &mut self.out);
+    }
+
+    fn on_routes_changed(&mut self) {
+        self.routes = self.routes_rx.borrow_and_update().clone();
+        let is_stale = self
+            .pinned
+            .as_ref()
+            .is_some_and(|session| session.epoch() != self.routes.epoch);
+        if is_stale && matches!(self.routes.master, MasterRoute::Ready(_)) {
+            self.on_pinned_lost();
+        }
+    }
+
+    async fn finish(mut self) {
+        if let Some(session) = self.pinned.take() {
+            session.release(self.session.db);
+        }
+        if self.phase != Phase::Abort && !self.out.is_empty() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), self.writer.write_all(&self.out))
+                .await;
+        }
+        let _ = self.writer.shutdown().await;
+        Stats::add(&self.shared.stats.clients, -1);
+    }
+}
+
+async fn read_pinned(pinned: &mut Option<PinnedSession>) -> std::io::Result<usize> {
+    match pinned {
+        Some(session) => session.read().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}

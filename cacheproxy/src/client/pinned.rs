@@ -1,0 +1,421 @@
+//! `PinnedSession`: a client's private upstream connection while connection state lives
+//! (transaction, blocking call, subscriptions, SELECT n, tracking, MONITOR). Tracks that
+//! state from what is sent and answered, tells replies from out-of-band frames, and says
+//! when the connection can go back to the pool.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use protocol::ProtocolError;
+use protocol::resp::{Request, RespScanner, RespVersion, Scan, Value, ValueKind};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::subscriptions::{PubSubFrame, Subscriptions, classify};
+use crate::commands::{Special, special};
+use crate::pinning::{Checkin, PinnedConnection, PinnedPool};
+use crate::upstream::connection::STREAM_CHUNK;
+
+/// What a successful reply changes in the client's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Effect {
+    None,
+    Select(i64),
+    Tracking(bool),
+    Monitor,
+}
+
+/// A regular reply the connection owes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Awaiting {
+    /// For the client's request `seq`, sent at `sent_at`.
+    Reply {
+        seq: u64,
+        effect: Effect,
+        sent_at: Instant,
+    },
+    /// For a command the proxy sent itself (restoring SELECT): dropped.
+    Silent,
+}
+
+/// Where one upstream frame goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FrameClass {
+    Reply {
+        seq: u64,
+        effect: Effect,
+        is_error: bool,
+    },
+    OutOfBand,
+    Swallow,
+}
+
+/// Something the client must do with upstream output.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PinnedOutput {
+    /// Reply bytes for request `seq` (a chunk until `is_complete`).
+    Reply {
+        /// The request.
+        seq: u64,
+        /// Raw bytes.
+        bytes: Bytes,
+        /// Last chunk.
+        is_complete: bool,
+    },
+    /// A push, Pub/Sub message or MONITOR line: write as it comes.
+    OutOfBand(Bytes),
+    /// `SELECT n` succeeded.
+    Selected(i64),
+}
+
+/// What a lost session leaves behind for the client to repair.
+#[derive(Debug)]
+pub struct LostSession {
+    /// Requests that will get no reply.
+    pub unanswered: Vec<u64>,
+    /// A transaction was open.
+    pub was_in_multi: bool,
+    /// Keys were watched.
+    pub was_watching: bool,
+    /// Subscriptions to restore.
+    pub subscriptions: Subscriptions,
+    /// Tracking or MONITOR was on: the client cannot be repaired.
+    pub is_unrecoverable: bool,
+}
+
+/// A client's pinned connection and the state living on it.
+#[derive(Debug)]
+pub struct PinnedSession {
+    connection: PinnedConnection,
+    pool: Arc<PinnedPool>,
+    out: BytesMut,
+    scanner: RespScanner,
+    scanned: usize,
+    streaming: Option<FrameClass>,
+    awaiting: VecDeque<Awaiting>,
+    subscriptions: Subscriptions,
+    is_in_multi: bool,
+    is_watching: bool,
+    is_tracking: bool,
+    is_monitor: bool,
+}
+
+impl PinnedSession {
+    /// A session on a freshly checked-out connection of `pool`.
+    pub fn new(connection: PinnedConnection, pool: Arc<PinnedPool>) -> PinnedSession {
+        PinnedSession {
+            connection,
+            pool,
+            out: BytesMut::new(),
+            scanner: RespScanner::default(),
+            scanned: 0,
+            streaming: None,
+            awaiting: VecDeque::new(),
+            subscriptions: Subscriptions::default(),
+            is_in_multi: false,
+            is_watching: false,
+            is_tracking: false,
+            is_monitor: false,
+        }
+    }
+
+    /// The topology epoch of the connection's master.
+    pub fn epoch(&self) -> u64 {
+        self.pool.epoch()
+    }
+
+    /// Queues `request` (client request `seq`); false when it gets no reply slot of its own
+    /// (subscribe commands, answered by confirmations).
+    pub fn send(&mut self, request: &Request, seq: u64) -> bool {
+        let mut effect = Effect::None;
+        let is_in_multi = self.is_in_multi;
+        match special(request.name()) {
+            Some(Special::Subscribe(kind)) if !is_in_multi => {
+                self.subscriptions
+                    .on_command(kind, true, request.argc().saturating_sub(1), false);
+                self.out.extend_from_slice(request.as_bytes());
+                return false;
+            }
+            Some(Special::Unsubscribe(kind)) if !is_in_multi => {
+                self.subscriptions
+                    .on_command(kind, false, request.argc().saturating_sub(1), false);
+                self.out.extend_from_slice(request.as_bytes());
+                return false;
+            }
+            Some(Special::Multi) => self.is_in_multi = true,
+            Some(Special::Exec | Special::Discard) => {
+                self.is_in_multi = false;
+                self.is_watching = false;
+            }
+            Some(Special::Watch) if !is_in_multi => self.is_watching = true,
+            Some(Special::Unwatch) if !is_in_multi => self.is_watching = false,
+            Some(Special::Select) if !is_in_multi => {
+                if let Some(db) = request
+                    .arg(1)
+                    .and_then(|arg| std::str::from_utf8(arg).ok()?.parse().ok())
+                {
+                    effect = Effect::Select(db);
+                }
+            }
+            Some(Special::Monitor) => effect = Effect::Monitor,
+            Some(Special::Client)
+                if request
+                    .arg(1)
+                    .is_some_and(|sub| sub.eq_ignore_ascii_case(b"tracking")) =>
+            {
+                effect = Effect::Tracking(
+                    request
+                        .arg(2)
+                        .is_some_and(|arg| arg.eq_ignore_ascii_case(b"on")),
+                );
+            }
+            _ => {}
+        }
+        self.out.extend_from_slice(request.as_bytes());
+        self.awaiting.push_back(Awaiting::Reply {
+            seq,
+            effect,
+            sent_at: Instant::now(),
+        });
+        true
+    }
+
+    /// Queues a command of the proxy's own whose reply is dropped (`SELECT db`).
+    pub fn send_silent(&mut self, request: &Request) {
+        self.out.extend_from_slice(request.as_bytes());
+        self.awaiting.push_back(Awaiting::Silent);
+    }
+
+    /// Restores `subscriptions` (after a failover) without forwarding the confirmations.
+    pub fn resubscribe(&mut self, subscriptions: &Subscriptions) {
+        let (commands, expected) = subscriptions.resubscribe();
+        for command in &commands {
+            self.out.extend_from_slice(command.as_bytes());
+        }
+        self.subscriptions = expected;
+    }
+
+    /// Writes everything queued.
+    pub async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.out.is_empty() {
+            self.connection.stream.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Reads more upstream bytes (cancel safe).
+    pub async fn read(&mut self) -> std::io::Result<usize> {
+        self.connection.buf.reserve(16 * 1024);
+        self.connection
+            .stream
+            .read_buf(&mut self.connection.buf)
+            .await
+    }
+
+    /// Turns the bytes read so far into outputs.
+    pub fn take_outputs(&mut self, outputs: &mut Vec<PinnedOutput>) -> Result<(), ProtocolError> {
+        loop {
+            let unscanned = self.connection.buf.get(self.scanned..).unwrap_or_default();
+            if unscanned.is_empty() {
+                return Ok(());
+            }
+            match self.scanner.scan(unscanned)? {
+                Scan::Complete(len) => {
+                    let total = self.scanned + len;
+                    self.scanned = 0;
+                    let frame = self.connection.buf.split_to(total).freeze();
+                    let class = match self.streaming.take() {
+                        Some(class) => class,
+                        None => self.classify_frame(&frame),
+                    };
+                    self.emit(class, frame, true, outputs);
+                }
+                Scan::Partial(len) => {
+                    self.scanned += len;
+                    if self.scanned >= STREAM_CHUNK {
+                        let class = match self.streaming {
+                            Some(class) => class,
+                            None => self.classify_prefix(),
+                        };
+                        self.streaming = Some(class);
+                        let chunk = self.connection.buf.split_to(self.scanned).freeze();
+                        self.scanned = 0;
+                        self.emit(class, chunk, false, outputs);
+                    }
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn emit(
+        &mut self,
+        class: FrameClass,
+        bytes: Bytes,
+        is_complete: bool,
+        outputs: &mut Vec<PinnedOutput>,
+    ) {
+        match class {
+            FrameClass::Swallow => {}
+            FrameClass::OutOfBand => outputs.push(PinnedOutput::OutOfBand(bytes)),
+            FrameClass::Reply {
+                seq,
+                effect,
+                is_error,
+            } => {
+                outputs.push(PinnedOutput::Reply {
+                    seq,
+                    bytes,
+                    is_complete,
+                });
+                if is_complete && !is_error {
+                    match effect {
+                        Effect::None => {}
+                        Effect::Select(db) => outputs.push(PinnedOutput::Selected(db)),
+                        Effect::Tracking(is_on) => self.is_tracking = is_on,
+                        Effect::Monitor => self.is_monitor = true,
+                    }
+                }
+            }
+        }
+    }
+
+    fn protocol(&self) -> RespVersion {
+        self.connection.protocol
+    }
+
+    /// Classifies a whole frame, decoding it when it may be a Pub/Sub frame.
+    fn classify_frame(&mut self, frame: &[u8]) -> FrameClass {
+        let kind = self.scanner.kind();
+        if self.is_monitor {
+            return FrameClass::OutOfBand;
+        }
+        let may_be_pubsub = kind == Some(ValueKind::Push)
+            || (kind == Some(ValueKind::Array)
+                && self.protocol() == RespVersion::Resp2
+                && !self.subscriptions.is_idle());
+        if may_be_pubsub && let Ok(Some((value, _))) = Value::decode(frame) {
+            match classify(&value) {
+                PubSubFrame::Message => return FrameClass::OutOfBand,
+                PubSubFrame::Confirmation {
+                    kind,
+                    is_subscribe,
+                    name,
+                } => {
+                    let is_silent = self.subscriptions.on_confirmation(kind, is_subscribe, name);
+                    return if is_silent {
+                        FrameClass::Swallow
+                    } else {
+                        FrameClass::OutOfBand
+                    };
+                }
+                PubSubFrame::Other if kind == Some(ValueKind::Push) => {
+                    return FrameClass::OutOfBand;
+                }
+                PubSubFrame::Other => {}
+            }
+        }
+        let is_error = kind == Some(ValueKind::Error);
+        if self.awaiting.is_empty() {
+            // An error answering a subscribe command instead of its confirmations.
+            if is_error && self.subscriptions.is_expecting() && self.subscriptions.on_error() {
+                return FrameClass::Swallow;
+            }
+            return FrameClass::OutOfBand;
+        }
+        self.next_reply(is_error)
+    }
+
+    /// Classifies a large frame from its type alone (it streams before it is complete).
+    fn classify_prefix(&mut self) -> FrameClass {
+        let kind = self.scanner.kind();
+        let is_out_of_band = self.is_monitor
+            || kind == Some(ValueKind::Push)
+            || (kind == Some(ValueKind::Array)
+                && self.protocol() == RespVersion::Resp2
+                && !self.subscriptions.is_idle())
+            || self.awaiting.is_empty();
+        if is_out_of_band {
+            return FrameClass::OutOfBand;
+        }
+        self.next_reply(kind == Some(ValueKind::Error))
+    }
+
+    fn next_reply(&mut self, is_error: bool) -> FrameClass {
+        match self.awaiting.pop_front() {
+            Some(Awaiting::Reply { seq, effect, .. }) => FrameClass::Reply {
+                seq,
+                effect,
+                is_error,
+            },
+            Some(Awaiting::Silent) => FrameClass::Swallow,
+            None => FrameClass::OutOfBand,
+        }
+    }
+
+    /// How long the oldest unanswered request has waited (zero when none).
+    pub fn oldest_wait(&self) -> Duration {
+        self.awaiting
+            .iter()
+            .find_map(|awaiting| match awaiting {
+                Awaiting::Reply { sent_at, .. } => Some(sent_at.elapsed()),
+                Awaiting::Silent => None,
+            })
+            .unwrap_or_default()
+    }
+
+    /// True when no state lives on the connection any more (with the client on `db`).
+    pub fn is_releasable(&self, db: i64) -> bool {
+        db == 0
+            && self.awaiting.is_empty()
+            && self.out.is_empty()
+            && !self.is_in_multi
+            && !self.is_watching
+            && !self.is_tracking
+            && !self.is_monitor
+            && self.subscriptions.is_idle()
+            && self.scanner.is_idle()
+            && self.scanned == 0
+            && self.streaming.is_none()
+    }
+
+    /// Gives the connection back to its pool, reset if state may remain.
+    pub fn release(self, db: i64) {
+        let state = if self.is_releasable(db) && self.connection.buf.is_empty() {
+            Checkin::Clean
+        } else if self.awaiting.is_empty() && self.scanner.is_idle() && self.streaming.is_none() {
+            Checkin::Dirty
+        } else {
+            Checkin::Busy
+        };
+        let PinnedSession {
+            connection, pool, ..
+        } = self;
+        pool.checkin(connection, state);
+    }
+
+    /// Closes the connection and reports what was lost with it.
+    pub fn into_lost(self) -> LostSession {
+        // A reply being streamed was popped before the ones still awaited.
+        let streaming = match self.streaming {
+            Some(FrameClass::Reply { seq, .. }) => Some(seq),
+            _ => None,
+        };
+        let unanswered = streaming
+            .into_iter()
+            .chain(self.awaiting.iter().filter_map(|awaiting| match awaiting {
+                Awaiting::Reply { seq, .. } => Some(*seq),
+                Awaiting::Silent => None,
+            }))
+            .collect();
+        LostSession {
+            unanswered,
+            was_in_multi: self.is_in_multi,
+            was_watching: self.is_watching,
+            subscriptions: self.subscriptions,
+            is_unrecoverable: self.is_tracking || self.is_monitor,
+        }
+    }
+}
