@@ -34,7 +34,12 @@ pub async fn handle(mut stream: Stream, pooler: Arc<Pooler>, shutdown: Cancellat
         None => login.await,
     };
     match result {
-        Ok(Some(welcomed)) => {
+        Ok(Some(Admitted::Console(console))) => {
+            crate::admin::ConsoleSession::new(stream, input, pooler, console, shutdown)
+                .run()
+                .await;
+        }
+        Ok(Some(Admitted::Pool(welcomed))) => {
             let settings = pooler.session_settings(&welcomed.entry);
             let session = ClientSession::new(
                 stream,
@@ -46,7 +51,8 @@ pub async fn handle(mut stream: Stream, pooler: Arc<Pooler>, shutdown: Cancellat
                 shutdown,
                 welcomed.cancel,
                 welcomed.admission,
-            );
+            )
+            .with_registration(welcomed.registration);
             session.run().await;
         }
         Ok(None) => {}
@@ -66,7 +72,7 @@ async fn login(
     input: &mut BytesMut,
     pooler: &Arc<Pooler>,
     shutdown: &CancellationToken,
-) -> Result<Option<Welcomed>, LoginError> {
+) -> Result<Option<Admitted>, LoginError> {
     let message = match read_first_packet(stream, input).await? {
         FirstPacket::Cancel(cancel) => {
             let keepalive = keepalive(&pooler.config());
@@ -78,6 +84,10 @@ async fn login(
         }
         FirstPacket::Startup(message) => message,
     };
+    if crate::admin::is_console_login(&message) {
+        let console = crate::admin::login(stream, input, pooler, shutdown, &message).await?;
+        return Ok(Some(Admitted::Console(console)));
+    }
     let admission = pooler.admit_client()?;
     if shutdown.is_cancelled() {
         return Err(LoginError::rejected(
@@ -96,6 +106,12 @@ async fn login(
         .filter(|d| !d.is_empty())
         .unwrap_or(&user)
         .to_owned();
+    if pooler.console.is_database_disabled(&database) {
+        return Err(LoginError::rejected(
+            sqlstate::PROTOCOL_VIOLATION,
+            format!("database \"{database}\" is disabled"),
+        ));
+    }
     let g = &config.general;
     let tracked = startup_parameters(
         &message,
@@ -167,12 +183,22 @@ async fn login(
         tracing::info!(peer = %stream.peer_addr(), "login attempt: db={database} user={user}");
     }
     crate::stats::PoolStats::add(&entry.pool.stats().client_login_count, 1);
-    Ok(Some(Welcomed {
+    let registration = register(stream, pooler, &entry, &user, &database, &params);
+    Ok(Some(Admitted::Pool(Welcomed {
         entry,
         params,
         cancel,
         admission,
-    }))
+        registration,
+    })))
+}
+
+/// What a login leads to.
+enum Admitted {
+    /// A client of a pool.
+    Pool(Welcomed),
+    /// An admin console client.
+    Console(crate::admin::ConsoleLogin),
 }
 
 /// A client that logged in and got its welcome.
@@ -181,6 +207,41 @@ struct Welcomed {
     params: ClientParams,
     cancel: crate::cancel::CancelHandle,
     admission: crate::cluster::ClientSlot,
+    registration: crate::registry::ClientRegistration,
+}
+
+/// Lists a logged-in client for SHOW CLIENTS and KILL_CLIENT.
+fn register(
+    stream: &Stream,
+    pooler: &Pooler,
+    entry: &PoolEntry,
+    user: &str,
+    database: &str,
+    params: &ClientParams,
+) -> crate::registry::ClientRegistration {
+    let (remote, local) = crate::admin::endpoints(stream, pooler.config().general.listen_port);
+    let remote_pid = match stream {
+        Stream::Unix(s) => s
+            .peer_cred()
+            .ok()
+            .and_then(|c| c.pid())
+            .and_then(|p| u32::try_from(p).ok())
+            .unwrap_or(0),
+        Stream::Tcp(_) => 0,
+    };
+    pooler.registry.register_client(crate::registry::NewClient {
+        user: user.to_owned(),
+        database: database.to_owned(),
+        pool_user: entry.user.clone(),
+        remote,
+        local,
+        remote_pid,
+        application_name: params
+            .get("application_name")
+            .unwrap_or_default()
+            .to_owned(),
+        is_console: false,
+    })
 }
 
 fn negotiate(message: &StartupMessage, out: &mut BytesMut) -> Result<(), LoginError> {

@@ -11,17 +11,21 @@ use parking_lot::Mutex;
 use protocol::pg::auth::StoredSecret;
 use protocol::pg::sqlstate;
 
+use crate::admin::ConsoleState;
+use crate::averages::StatsPeriods;
 use crate::cancel::CancelRegistry;
 use crate::config::{self, Config, DatabaseConfig, PoolMode, UserSecrets};
 use crate::login::LoginError;
 use crate::net::KeepaliveOptions;
 use crate::pool::{Budget, Pool, PoolSettings};
+use crate::registry::{RegisteringConnector, Registry};
 use crate::server::{
     ServerConnection, ServerConnector, ServerCredentials, ServerEndpoint, ServerParams,
     ServerTarget,
 };
 use crate::session::SessionSettings;
 use crate::session::prepared::StatementRegistry;
+use crate::stats::ConnectErrors;
 
 /// One (database, user) pool and what its sessions need to know about it.
 #[derive(Debug)]
@@ -38,6 +42,8 @@ pub struct PoolEntry {
     pub settings: config::PoolSettings,
     /// Parameters of the first server login, the basis of every client's welcome.
     pub welcome: Mutex<Option<ServerParams>>,
+    /// Failed server connection attempts by kind (metrics).
+    pub connect_errors: Arc<ConnectErrors>,
 }
 
 /// Shared state of a running pooler.
@@ -54,6 +60,12 @@ pub struct Pooler {
     pub cancels: Arc<CancelRegistry>,
     clients: AtomicUsize,
     client_counts: Mutex<ClientCounts>,
+    /// Live clients and servers (SHOW CLIENTS / SERVERS, KILL_CLIENT).
+    pub registry: Arc<Registry>,
+    /// PAUSE / SUSPEND / DISABLE state and shutdown requests from the console.
+    pub console: ConsoleState,
+    /// `stats_period` snapshots behind the averages.
+    pub periods: StatsPeriods,
 }
 
 /// A connected client's place in `max_client_conn` and, once it logged in, in
@@ -104,6 +116,9 @@ impl Pooler {
             cancels: Arc::new(CancelRegistry::default()),
             clients: AtomicUsize::new(0),
             client_counts: Mutex::new(ClientCounts::default()),
+            registry: Arc::new(Registry::default()),
+            console: ConsoleState::default(),
+            periods: StatsPeriods::default(),
         })
     }
 
@@ -123,6 +138,36 @@ impl Pooler {
                 .pool
                 .update_settings(pool_settings(&settings, &config));
         }
+    }
+
+    /// Applies a changed config (console `SET`), keeping the current secrets.
+    pub fn update_config(&self, config: Config) {
+        let secrets = UserSecrets::clone(&self.secrets.load());
+        self.reload(config, secrets);
+    }
+
+    /// Every user name known from auth_file and the sidecar's static users.
+    pub fn secret_users(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.secrets.load().keys().cloned().collect();
+        names.extend(self.config().static_users.keys().cloned());
+        names
+    }
+
+    /// Clients connected (logging in or logged in), admin console excluded.
+    pub fn client_count(&self) -> usize {
+        self.clients.load(Ordering::Relaxed)
+    }
+
+    /// Removes every pool of `database` (KILL) and returns them for closing; new
+    /// clients get fresh pools.
+    pub fn remove_pools(&self, database: &str) -> Vec<Arc<PoolEntry>> {
+        let mut pools = self.pools.lock();
+        let keys: Vec<_> = pools
+            .keys()
+            .filter(|(db, _)| db == database)
+            .cloned()
+            .collect();
+        keys.iter().filter_map(|k| pools.remove(k)).collect()
     }
 
     /// Takes a place in `max_client_conn`.
@@ -220,6 +265,9 @@ impl Pooler {
             return Ok(Arc::clone(entry));
         }
         let entry = Arc::new(self.new_pool(&config, &db, database, &server_user, secret));
+        if self.console.is_database_paused(database) {
+            entry.pool.pause();
+        }
         Ok(Arc::clone(self.pools.lock().entry(key).or_insert(entry)))
     }
 
@@ -239,10 +287,18 @@ impl Pooler {
         let credentials = Arc::new(Mutex::new(credentials));
         let target = server_target(config, db, user, Arc::clone(&credentials));
         let budgets = self.budgets(database, user, &settings);
+        let connect_errors = Arc::new(ConnectErrors::default());
+        let connector = RegisteringConnector::new(
+            ServerConnector::new(target),
+            Arc::clone(&self.registry),
+            database,
+            user,
+            Arc::clone(&connect_errors),
+        );
         let pool = Pool::new(
             format!("{database}/{user}"),
             pool_settings(&settings, config),
-            Box::new(ServerConnector::new(target)),
+            Box::new(connector),
             budgets,
         );
         PoolEntry {
@@ -252,6 +308,7 @@ impl Pooler {
             credentials,
             settings,
             welcome: Mutex::new(None),
+            connect_errors,
         }
     }
 

@@ -6,14 +6,20 @@
 //! transaction and relays bytes → the server goes back to the pool when clean.
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod averages;
 pub mod cancel;
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod http;
 pub mod listener;
 pub mod login;
+pub mod metrics;
 pub mod net;
 pub mod pool;
+pub mod registry;
+pub mod reload;
 pub mod router;
 pub mod server;
 pub mod session;
@@ -40,7 +46,12 @@ pub struct Running {
     pub tcp_addrs: Vec<std::net::SocketAddr>,
     /// Bound Unix socket path.
     pub unix_path: Option<std::path::PathBuf>,
+    /// Bound address of the `/metrics`, `/health`, `/ready` endpoint (`metrics_addr`).
+    pub metrics_addr: Option<std::net::SocketAddr>,
     stop_accepting: CancellationToken,
+    /// Cancelled once shutdown finished: stops the HTTP endpoint, which reports 503 on
+    /// `/ready` while clients drain.
+    stopped: CancellationToken,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     serve: tokio::task::JoinHandle<()>,
@@ -52,12 +63,27 @@ pub async fn start(
     secrets: config::UserSecrets,
 ) -> std::io::Result<Running> {
     let listeners = Listeners::bind(&config).await?;
+    let http = match &config.general.metrics_addr {
+        Some(addr) => Some(http::bind(addr).await?),
+        None => None,
+    };
+    let metrics_addr = http.as_ref().and_then(|l| l.local_addr().ok());
     let tcp_addrs = listeners.tcp_addrs();
     let unix_path = listeners.unix_path().cloned();
     let pooler = Pooler::new(config, secrets);
     let stop_accepting = CancellationToken::new();
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
+    let stopped = CancellationToken::new();
+    averages::spawn(Arc::downgrade(&pooler), stopped.clone());
+    if let Some(listener) = http {
+        http::spawn(
+            listener,
+            Arc::downgrade(&pooler),
+            shutdown.clone(),
+            stopped.clone(),
+        );
+    }
     let serve = tokio::spawn(listeners.serve(
         Arc::clone(&pooler),
         stop_accepting.clone(),
@@ -68,7 +94,9 @@ pub async fn start(
         pooler,
         tcp_addrs,
         unix_path,
+        metrics_addr,
         stop_accepting,
+        stopped,
         shutdown,
         tasks,
         serve,
@@ -92,15 +120,28 @@ impl Running {
                 grace.as_secs()
             );
         }
+        self.stopped.cancel();
+    }
+
+    /// Changes when the console asks for a SHUTDOWN; the process owner acts on it.
+    pub fn shutdown_requests(&self) -> tokio::sync::watch::Receiver<Option<admin::ShutdownMode>> {
+        self.pooler.console.shutdown_requests()
     }
 
     /// Pauses every pool (SIGUSR1, PAUSE).
     pub fn pause(&self) {
+        self.pooler.console.set_mode(admin::PauseMode::Paused);
         self.pooler.pools().iter().for_each(|p| p.pool.pause());
     }
 
     /// Resumes every pool (SIGUSR2, RESUME).
     pub fn resume(&self) {
-        self.pooler.pools().iter().for_each(|p| p.pool.resume());
+        let console = &self.pooler.console;
+        console.set_mode(admin::PauseMode::Running);
+        for entry in self.pooler.pools() {
+            if !console.is_database_paused(&entry.database) {
+                entry.pool.resume();
+            }
+        }
     }
 }

@@ -154,11 +154,18 @@ async fn serve(cli: Cli, loaded: Loaded) -> anyhow::Result<()> {
     if let Some(path) = &running.unix_path {
         tracing::info!("listening on unix:{}", path.display());
     }
+    if let Some(addr) = running.metrics_addr {
+        tracing::info!(
+            "metrics, health and readiness on http://{addr}/ (/metrics, /health, /ready)"
+        );
+    }
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut usr1 = signal(SignalKind::user_defined1())?;
     let mut usr2 = signal(SignalKind::user_defined2())?;
+    let mut console_requests = running.shutdown_requests();
+    let mut grace = pooler::SHUTDOWN_GRACE;
     loop {
         tokio::select! {
             _ = hup.recv() => reload(&cli, &running),
@@ -166,9 +173,17 @@ async fn serve(cli: Cli, loaded: Loaded) -> anyhow::Result<()> {
             _ = usr2.recv() => { tracing::info!("SIGUSR2: resuming"); running.resume() }
             _ = term.recv() => { tracing::info!("SIGTERM: shutting down after clients finish"); break }
             _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break }
+            Ok(()) = console_requests.changed() => {
+                match *console_requests.borrow() {
+                    Some(pooler::admin::ShutdownMode::Immediate) => grace = std::time::Duration::ZERO,
+                    Some(_) => {}
+                    None => continue,
+                }
+                break;
+            }
         }
     }
-    running.shutdown(pooler::SHUTDOWN_GRACE).await;
+    running.shutdown(grace).await;
     Ok(())
 }
 

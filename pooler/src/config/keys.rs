@@ -449,7 +449,7 @@ fn same_as_default<T: SettingValue>(raw: &str, default: Option<&str>) -> bool {
 }
 
 general_keys! {
-    admin_users: Vec<String> = Some(""), Online, Planned, "Users allowed every admin console command (comma list).";
+    admin_users: Vec<String> = Some(""), Online, Implemented, "Users allowed every admin console command (comma list).";
     application_name_add_host: bool = Some("0"), Online, Planned, "Append the client address and port to application_name.";
     auth_dbname: Option<String> = None, Online, Implemented, "Database auth_query runs in (default: the client's database).";
     auth_file: Option<String> = None, Online, Implemented, "userlist.txt with user names and secrets; relative to the config file's directory.";
@@ -488,7 +488,7 @@ general_keys! {
     log_disconnections: bool = Some("1"), Online, Implemented, "Log disconnections with reasons.";
     log_format: LogFormat = Some("text"), Restart, Extension, "pooler: log line format, `text` or `json`.";
     log_pooler_errors: bool = Some("1"), Online, Planned, "Log errors the pooler sends to clients.";
-    log_stats: bool = Some("1"), Online, Planned, "Log aggregated statistics every stats_period.";
+    log_stats: bool = Some("1"), Online, Implemented, "Log aggregated statistics every stats_period.";
     logfile: String = Some(""), Online, Implemented, "Log file (in addition to stderr); empty = none.";
     login_notify_message: String = Some(""), Online, Planned, "NOTICE sent to every client after login.";
     max_client_conn: u32 = Some("100"), Online, Implemented, "Maximum client connections.";
@@ -498,7 +498,7 @@ general_keys! {
     max_prepared_statements: u32 = Some("200"), Online, Implemented, "Prepared statements tracked per server connection in transaction/statement mode; 0 = off.";
     max_user_client_connections: u32 = Some("0"), Online, Implemented, "Maximum client connections per user; 0 = unlimited.";
     max_user_connections: u32 = Some("0"), Online, Implemented, "Maximum server connections per user; 0 = unlimited.";
-    metrics_addr: Option<String> = None, Restart, Extension, "pooler (not yet served): `host:port` of the Prometheus /metrics and health HTTP endpoint; unset = off.";
+    metrics_addr: Option<String> = None, Restart, Extension, "pooler: `host:port` of the HTTP endpoint serving Prometheus `/metrics`, `/health` and `/ready`; unset = off.";
     min_pool_size: u32 = Some("0"), Online, Implemented, "Server connections kept open per pool.";
     peer_id: u16 = Some("0"), Online, Planned, "This process's id among the `[peers]` (1..16383); 0 = no peering.";
     pidfile: String = Some(""), Restart, Implemented, "PID file; empty = none.";
@@ -531,8 +531,8 @@ general_keys! {
     server_tls_protocols: String = Some("secure"), Online, Planned, "TLS protocol versions towards servers.";
     server_tls_sslmode: SslMode = Some("prefer"), Online, Planned, "TLS mode towards servers.";
     so_reuseport: bool = Some("0"), Restart, Implemented, "Set SO_REUSEPORT so several processes share the port.";
-    stats_period: u32 = Some("60"), Online, Planned, "Seconds between statistics averages and log_stats lines.";
-    stats_users: Vec<String> = Some(""), Online, Planned, "Users allowed read-only admin console commands (comma list).";
+    stats_period: u32 = Some("60"), Online, Implemented, "Seconds between statistics averages and log_stats lines.";
+    stats_users: Vec<String> = Some(""), Online, Implemented, "Users allowed read-only admin console commands (comma list).";
     suspend_timeout: Duration = Some("10"), Online, Planned, "Seconds SUSPEND waits for buffers to flush.";
     syslog: bool = Some("0"), Online, Implemented, "Accepted; pooler logs to stderr and logfile (journald collects stderr).";
     syslog_facility: String = Some("daemon"), Online, Planned, "Syslog facility.";

@@ -30,7 +30,7 @@ pub use ini::{IniItem, MAX_INCLUDE_DEPTH, parse_ini_text, read_ini};
 pub use keys::{
     AuthType, General, LogFormat, PoolMode, Reload, Settings, SslMode, Support, markdown_key_table,
 };
-pub use url::{SidecarArgs, sidecar_config};
+pub use url::{SIDECAR_SOURCE, SidecarArgs, sidecar_config};
 pub use userlist::{MAX_PASSWORD, MAX_USERNAME, UserSecrets, load_auth_file, parse_auth_file};
 
 /// The whole typed configuration. Immutable once built; reload builds a new one.

@@ -88,6 +88,9 @@ pub struct ServerConnection {
     pub local_addr: Option<std::net::SocketAddr>,
     /// The remote address.
     pub peer: PeerAddr,
+    /// Its entry in the console's registry (set by the pool's connector); dropping
+    /// the connection removes it.
+    pub registration: Option<crate::registry::ServerRegistration>,
 }
 
 impl std::fmt::Debug for ServerConnection {
@@ -117,6 +120,7 @@ impl ServerConnection {
             id: NEXT_SERVER_ID.fetch_add(1, Ordering::Relaxed),
             local_addr,
             peer,
+            registration: None,
         }
     }
 

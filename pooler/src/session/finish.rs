@@ -17,6 +17,9 @@ const CLEANUP_TIMEOUT: Duration = Duration::from_secs(5);
 impl ClientSession {
     pub(super) async fn finish(&mut self, result: Result<(), SessionError>) {
         let error = result.err();
+        if let Some(SessionError::ServerClosed(_)) = &error {
+            crate::stats::PoolStats::add(&self.pool.stats().server_lost_count, 1);
+        }
         if let Some(error) = &error
             && let Some((code, message)) = client_message(error)
         {

@@ -117,6 +117,8 @@ pub struct ClientSession {
     linked_at: Instant,
     last_request_at: Instant,
     _admission: crate::cluster::ClientSlot,
+    /// This client's entry in the console's registry (SHOW CLIENTS, KILL_CLIENT).
+    registration: crate::registry::ClientRegistration,
 }
 
 impl ClientSession {
@@ -154,7 +156,14 @@ impl ClientSession {
             linked_at: now,
             last_request_at: now,
             _admission: admission,
+            registration: crate::registry::ClientRegistration::detached(),
         }
+    }
+
+    /// Lists the session in the console's registry; KILL_CLIENT then ends it.
+    pub fn with_registration(mut self, registration: crate::registry::ClientRegistration) -> Self {
+        self.registration = registration;
+        self
     }
 
     /// Serves the client until it leaves or fails, then releases or closes its server and
@@ -197,6 +206,7 @@ impl ClientSession {
         let ready = tokio::select! {
             biased;
             () = self.shutdown.cancelled() => return Err(SessionError::Shutdown),
+            () = self.registration.killed() => return Err(self.killed_error()),
             r = self.client.ready(wanted.unwrap_or(Interest::READABLE)) => r.map_err(SessionError::ClientIo)?,
             () = sleep_until(idle_deadline), if idle_deadline.is_some() => {
                 return Err(SessionError::Fatal("client_idle_timeout"));
@@ -228,6 +238,7 @@ impl ClientSession {
             Ok(0) => Err(SessionError::ClientClosed),
             Ok(n) => {
                 self.last_client_activity = Instant::now();
+                self.registration.on_request(self.last_client_activity);
                 crate::stats::PoolStats::add(&self.pool.stats().bytes_received, n as u64);
                 Ok(())
             }
@@ -249,6 +260,8 @@ impl ClientSession {
         let stats = self.pool.stats();
         crate::stats::PoolStats::add(&stats.server_assignment_count, 1);
         crate::stats::PoolStats::add(&stats.wait_time_us, server.waited.as_micros() as u64);
+        stats.wait_histogram.observe(server.waited);
+        self.registration.on_link(&server);
         let synced = (self.params.fingerprint(), server.params.version());
         if server.params_synced == Some(synced) {
             // Same parameters as the last client this server matched: nothing to do.
@@ -270,11 +283,13 @@ impl ClientSession {
         if waiting.is_ready() {
             return Ok(waiting.wait().await?);
         }
+        self.registration.on_wait(Instant::now());
         let wait = waiting.wait();
         tokio::pin!(wait);
         loop {
             tokio::select! {
                 server = &mut wait => return Ok(server?),
+                () = self.registration.killed() => return Err(self.killed_error()),
                 r = self.client.read_into(&mut self.client_in) => self.on_client_read(r)?,
             }
         }
@@ -353,8 +368,14 @@ impl ClientSession {
                 self.on_client_ready(ready)?;
             }
             () = sleep_until(deadline), if deadline.is_some() => return Err(self.timeout_error()),
+            () = self.registration.killed() => return Err(self.killed_error()),
         }
         Ok(())
+    }
+
+    /// KILL_CLIENT or KILL ended this client: PgBouncer's reason, as FATAL.
+    fn killed_error(&self) -> SessionError {
+        SessionError::Fatal(self.registration.info().kill_reason())
     }
 
     /// Moves bytes to and from the server socket after a readiness event.
@@ -377,7 +398,8 @@ impl ClientSession {
                         std::io::ErrorKind::UnexpectedEof.into(),
                     ));
                 }
-                Ok(Some(_)) => {
+                Ok(Some(n)) => {
+                    crate::stats::PoolStats::add(&self.pool.stats().bytes_sent, n as u64);
                     self.relay_server_frames()?;
                     // Most replies fit the socket buffer: send now, not after another
                     // trip through the event loop.
@@ -468,6 +490,9 @@ impl ClientSession {
         let was_in_transaction = self.status != TransactionStatus::Idle;
         self.status = status;
         let stats = self.pool.stats();
+        let query_time = self.last_request_at.elapsed();
+        crate::stats::PoolStats::add(&stats.query_time_us, query_time.as_micros() as u64);
+        stats.query_histogram.observe(query_time);
         if status == TransactionStatus::Idle {
             crate::stats::PoolStats::add(&stats.xact_count, 1);
             if !was_in_transaction {
@@ -491,10 +516,10 @@ impl ClientSession {
         };
         self.cancel.unlink();
         let stats = self.pool.stats();
-        crate::stats::PoolStats::add(
-            &stats.xact_time_us,
-            self.linked_at.elapsed().as_micros() as u64,
-        );
+        let xact_time = self.linked_at.elapsed();
+        crate::stats::PoolStats::add(&stats.xact_time_us, xact_time.as_micros() as u64);
+        stats.xact_histogram.observe(xact_time);
+        self.registration.on_release(&server, self.statements.len());
         // The pool closes it instead if a RECONNECT or server_lifetime retired it.
         server.checkin();
     }

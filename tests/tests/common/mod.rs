@@ -2,6 +2,7 @@
 //! pooler run in-process on a free port.
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod raw;
 
 use std::path::{Path, PathBuf};
@@ -139,6 +140,25 @@ impl TestPooler {
         Ok((client, receiver))
     }
 
+    /// The pgbouncer.ini the pooler was started from (rewrite it, then RELOAD).
+    pub fn ini_path(&self) -> PathBuf {
+        self.dir.path().join("pgbouncer.ini")
+    }
+
+    /// The bound `metrics_addr`, when the config set one.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.running.as_ref().and_then(|r| r.metrics_addr)
+    }
+
+    /// Connects with tokio-postgres to the admin console (database `pgbouncer`).
+    pub async fn console(
+        &self,
+        user: &str,
+        password: Option<&str>,
+    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        self.connect(user, password, "pgbouncer").await
+    }
+
     pub async fn stop(mut self) {
         if let Some(running) = self.running.take() {
             running.shutdown(std::time::Duration::from_secs(5)).await;
@@ -229,4 +249,71 @@ pub async fn eventually(timeout: std::time::Duration, mut probe: impl FnMut() ->
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+/// Runs `psql` exactly as an operator would (`psql -h HOST -p PORT -U USER DB -c SQL`,
+/// default aligned output), with `PGPASSWORD` when given. Blocking. Returns stdout or
+/// stdout+stderr on failure.
+pub fn operator_psql(
+    host: &str,
+    port: u16,
+    user: &str,
+    password: Option<&str>,
+    db: &str,
+    sql: &str,
+) -> Result<String, String> {
+    let mut command = std::process::Command::new(integration_tests::pg_tool("psql").unwrap());
+    command
+        .env_remove("PGOPTIONS")
+        .env("PGCONNECT_TIMEOUT", "10")
+        .args([
+            "-X",
+            "-h",
+            host,
+            "-p",
+            &port.to_string(),
+            "-U",
+            user,
+            db,
+            "-c",
+            sql,
+        ])
+        .stdin(std::process::Stdio::null());
+    match password {
+        Some(p) => command.env("PGPASSWORD", p),
+        None => command.env_remove("PGPASSWORD"),
+    };
+    let output = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if output.status.success() {
+        Ok(stdout)
+    } else {
+        Err(format!(
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+}
+
+/// A minimal HTTP/1.1 GET (`Connection: close`): returns (status code, body).
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut response),
+    )
+    .await
+    .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok((status, body.to_owned()))
 }

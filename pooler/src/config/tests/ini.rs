@@ -97,8 +97,6 @@ fn full_pgbouncer_ini_parses() {
     assert_eq!(
         render(&warnings),
         [
-            "pgbouncer.ini:39: parameter admin_users is not implemented by pooler yet; value \"postgres, admin\" is ignored",
-            "pgbouncer.ini:40: parameter stats_users is not implemented by pooler yet; value \"stats,monitoring\" is ignored",
             "pgbouncer.ini:68: parameter application_name_add_host is not implemented by pooler yet; value \"1\" is ignored",
             "pgbouncer.ini:69: parameter cancel_wait_timeout is not implemented by pooler yet; value \"0.5\" is ignored",
             "pgbouncer.ini:74: parameter pkt_buf has no effect in pooler; value \"8192\" is ignored",
@@ -378,7 +376,7 @@ fn key_table_is_complete_sorted_and_defaults_parse() {
         KEYS.len(),
         pgbouncer_master.split(' ').count() + extensions.len()
     );
-    let implemented = "listen_addr listen_port listen_backlog unix_socket_dir unix_socket_mode auth_type auth_file auth_user auth_query auth_dbname pool_mode max_client_conn default_pool_size min_pool_size reserve_pool_size reserve_pool_timeout max_db_connections max_user_connections max_db_client_connections max_user_client_connections server_reset_query server_reset_query_always server_check_delay server_check_query server_lifetime server_idle_timeout server_connect_timeout server_login_retry server_round_robin client_login_timeout client_idle_timeout query_timeout query_wait_timeout idle_transaction_timeout transaction_timeout max_packet_size max_prepared_statements ignore_startup_parameters track_extra_parameters log_connections log_disconnections logfile pidfile verbose tcp_keepalive tcp_keepidle tcp_keepintvl tcp_keepcnt tcp_user_timeout so_reuseport user job_name scram_iterations syslog";
+    let implemented = "listen_addr listen_port listen_backlog unix_socket_dir unix_socket_mode auth_type auth_file auth_user auth_query auth_dbname pool_mode max_client_conn default_pool_size min_pool_size reserve_pool_size reserve_pool_timeout max_db_connections max_user_connections max_db_client_connections max_user_client_connections server_reset_query server_reset_query_always server_check_delay server_check_query server_lifetime server_idle_timeout server_connect_timeout server_login_retry server_round_robin client_login_timeout client_idle_timeout query_timeout query_wait_timeout idle_transaction_timeout transaction_timeout max_packet_size max_prepared_statements ignore_startup_parameters track_extra_parameters log_connections log_disconnections logfile pidfile verbose tcp_keepalive tcp_keepidle tcp_keepintvl tcp_keepcnt tcp_user_timeout so_reuseport user job_name scram_iterations syslog admin_users stats_users stats_period log_stats";
     for name in implemented.split(' ') {
         assert!(
             keys::lookup(name).is_some_and(|spec| spec.support == Support::Implemented),
