@@ -4,6 +4,7 @@
 
 pub mod pgbench;
 pub mod pooler_compare;
+pub mod redis_compare;
 pub mod report;
 
 use std::time::Duration;

@@ -107,3 +107,64 @@ pub fn pooler_table(cells: &[Cell]) -> String {
     }
     out
 }
+
+/// The cacheproxy table: one row per (test, clients, pipeline, value size).
+pub fn redis_table(cells: &[crate::redis_compare::Cell]) -> String {
+    let mut out = String::from(
+        "| test | clients | -P | value B | direct rps | twemproxy rps | cacheproxy rps | cacheproxy/twemproxy | cacheproxy/direct | p50 ms (d/t/c) | p99 ms (d/t/c) | CPU µs/req twemproxy | CPU µs/req cacheproxy |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let mut keys: Vec<(String, u32, u32, u32)> = Vec::new();
+    for c in cells {
+        let key = (c.test.clone(), c.clients, c.pipeline, c.value_size);
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    for (test, clients, pipeline, size) in keys {
+        let get = |t: &str| {
+            cells.iter().find(|c| {
+                c.test == test
+                    && c.clients == clients
+                    && c.pipeline == pipeline
+                    && c.value_size == size
+                    && c.target == t
+            })
+        };
+        let (d, t, p) = (get("direct"), get("twemproxy"), get("cacheproxy"));
+        let rps = |c: Option<&crate::redis_compare::Cell>| {
+            c.map_or("n/a".into(), |c| format!("{:.0}", c.rps))
+        };
+        let ratio = |a: Option<&crate::redis_compare::Cell>,
+                     b: Option<&crate::redis_compare::Cell>| match (a, b) {
+            (Some(a), Some(b)) if b.rps > 0.0 => format!("{:.2}", a.rps / b.rps),
+            _ => "–".into(),
+        };
+        let lat = |c: Option<&crate::redis_compare::Cell>, p99: bool| {
+            c.map_or("–".into(), |c| {
+                format!("{:.2}", if p99 { c.p99_ms } else { c.p50_ms })
+            })
+        };
+        let cpu = |c: Option<&crate::redis_compare::Cell>| {
+            c.and_then(|c| c.cpu_us_per_request)
+                .map_or("–".into(), |v| format!("{v:.2}"))
+        };
+        let _ = writeln!(
+            out,
+            "| {test} | {clients} | {pipeline} | {size} | {} | {} | {} | {} | {} | {}/{}/{} | {}/{}/{} | {} | {} |",
+            rps(d),
+            rps(t),
+            rps(p),
+            ratio(p, t),
+            ratio(p, d),
+            lat(d, false),
+            lat(t, false),
+            lat(p, false),
+            lat(d, true),
+            lat(t, true),
+            lat(p, true),
+            cpu(t),
+            cpu(p)
+        );
+    }
+    out
+}

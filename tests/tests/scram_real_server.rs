@@ -10,7 +10,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Logs in as `user` and returns the authentication requests the server made.
-async fn login(port: u16, user: &str, mut credentials: Option<ScramCredentials>, password: &str) -> Result<Vec<String>, String> {
+async fn login(
+    port: u16,
+    user: &str,
+    mut credentials: Option<ScramCredentials>,
+    password: &str,
+) -> Result<Vec<String>, String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let mut out = BytesMut::new();
     encode::startup_message(&mut out, &[("user", user), ("database", "postgres")]).unwrap();
@@ -33,15 +38,24 @@ async fn login(port: u16, user: &str, mut credentials: Option<ScramCredentials>,
             BackendMessage::Authentication(Authentication::Sasl { .. }) => {
                 seen.push("SASL".to_owned());
                 let c = ScramClient::new(credentials.take().expect("credentials"));
-                encode::sasl_initial_response(&mut out, "SCRAM-SHA-256", &c.client_first()).unwrap();
+                encode::sasl_initial_response(&mut out, "SCRAM-SHA-256", &c.client_first())
+                    .unwrap();
                 client = Some(c);
             }
             BackendMessage::Authentication(Authentication::SaslContinue(data)) => {
-                let reply = client.as_mut().unwrap().handle_server_first(data).map_err(|e| e.to_string())?;
+                let reply = client
+                    .as_mut()
+                    .unwrap()
+                    .handle_server_first(data)
+                    .map_err(|e| e.to_string())?;
                 encode::sasl_response(&mut out, &reply).unwrap();
             }
             BackendMessage::Authentication(Authentication::SaslFinal(data)) => {
-                client.as_ref().unwrap().verify_server_final(data).map_err(|e| e.to_string())?;
+                client
+                    .as_ref()
+                    .unwrap()
+                    .verify_server_final(data)
+                    .map_err(|e| e.to_string())?;
                 seen.push("SASLFinal verified".to_owned());
             }
             BackendMessage::Authentication(Authentication::Md5Password { salt }) => {
@@ -51,7 +65,9 @@ async fn login(port: u16, user: &str, mut credentials: Option<ScramCredentials>,
             }
             BackendMessage::Authentication(Authentication::Ok) => seen.push("Ok".to_owned()),
             BackendMessage::ErrorResponse(fields) => {
-                return Err(String::from_utf8_lossy(fields.message().unwrap_or_default()).into_owned());
+                return Err(
+                    String::from_utf8_lossy(fields.message().unwrap_or_default()).into_owned(),
+                );
             }
             BackendMessage::ReadyForQuery(_) => return Ok(seen),
             _ => {}
@@ -77,20 +93,41 @@ fn cluster() -> PgCluster {
 async fn scram_client_logs_in_with_a_password_and_with_pass_through_keys() {
     let pg = cluster();
     let port = pg.primary().port();
-    let with_password = login(port, "scram_user", Some(ScramCredentials::Password("pencil".into())), "").await;
+    let with_password = login(
+        port,
+        "scram_user",
+        Some(ScramCredentials::Password("pencil".into())),
+        "",
+    )
+    .await;
     assert_eq!(with_password.unwrap(), ["SASL", "SASLFinal verified", "Ok"]);
 
-    let wrong = login(port, "scram_user", Some(ScramCredentials::Password("wrong".into())), "").await;
-    assert!(wrong.unwrap_err().contains("password authentication failed"));
+    let wrong = login(
+        port,
+        "scram_user",
+        Some(ScramCredentials::Password("wrong".into())),
+        "",
+    )
+    .await;
+    assert!(
+        wrong
+            .unwrap_err()
+            .contains("password authentication failed")
+    );
 
     // The pooler's pass-through: verify a client against the server's own secret,
     // keep the recovered keys, and log in to the server with them.
-    let stored = pg.primary().psql("SELECT rolpassword FROM pg_authid WHERE rolname = 'scram_user'").unwrap();
+    let stored = pg
+        .primary()
+        .psql("SELECT rolpassword FROM pg_authid WHERE rolname = 'scram_user'")
+        .unwrap();
     let secret = ScramSecret::parse(&stored).unwrap();
     let mut server = ScramServer::new(secret);
     let mut app = ScramClient::new(ScramCredentials::Password("pencil".into()));
     let first = server.handle_client_first(&app.client_first()).unwrap();
-    let last = server.handle_client_final(&app.handle_server_first(&first).unwrap()).unwrap();
+    let last = server
+        .handle_client_final(&app.handle_server_first(&first).unwrap())
+        .unwrap();
     let (server_final, keys) = last;
     app.verify_server_final(&server_final).unwrap();
     let with_keys = login(port, "scram_user", Some(ScramCredentials::Keys(keys)), "").await;
@@ -100,6 +137,8 @@ async fn scram_client_logs_in_with_a_password_and_with_pass_through_keys() {
 #[tokio::test]
 async fn md5_response_logs_in() {
     let pg = cluster();
-    let seen = login(pg.primary().port(), "md5_user", None, "md5-pass").await.unwrap();
+    let seen = login(pg.primary().port(), "md5_user", None, "md5-pass")
+        .await
+        .unwrap();
     assert_eq!(seen, ["MD5", "Ok"]);
 }

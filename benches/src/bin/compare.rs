@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use benches::pooler_compare::{self, Options};
-use benches::report;
+use benches::{redis_compare, report};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -71,6 +71,43 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        _ => anyhow::bail!("usage: compare pooler [--smoke | --seed] [--output FILE]"),
+        "cacheproxy" => {
+            let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+            let bin = root.join("target/release/cacheproxy");
+            let options = if is_smoke {
+                redis_compare::Options {
+                    clients: vec![1, 50],
+                    pipelines: vec![1, 16],
+                    requests: 20_000,
+                    rounds: 1,
+                    is_large_value_included: false,
+                    cacheproxy_bin: bin,
+                }
+            } else {
+                redis_compare::Options {
+                    clients: vec![1, 50, 500],
+                    pipelines: vec![1, 16],
+                    requests: 100_000,
+                    rounds: 3,
+                    is_large_value_included: true,
+                    cacheproxy_bin: bin,
+                }
+            };
+            redis_compare::check_binaries(&options.cacheproxy_bin)?;
+            let cells = redis_compare::run(&options)?;
+            let text = format!(
+                "## cacheproxy: redis-benchmark (GET SET INCR LPUSH MSET), one upstream Redis\n\n{}\n{} rounds of {} requests per cell, targets interleaved; medians.\n\n{}",
+                report::environment(),
+                options.rounds,
+                options.requests,
+                report::redis_table(&cells)
+            );
+            println!("{text}");
+            if let Some(path) = output {
+                std::fs::write(&path, &text)?;
+            }
+            Ok(())
+        }
+        _ => anyhow::bail!("usage: compare pooler|cacheproxy [--smoke | --seed] [--output FILE]"),
     }
 }
