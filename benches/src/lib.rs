@@ -2,6 +2,7 @@
 //! process's CPU time and memory from /proc, medians and the markdown report.
 #![forbid(unsafe_code)]
 
+pub mod memory;
 pub mod pgbench;
 pub mod pooler_compare;
 pub mod redis_compare;

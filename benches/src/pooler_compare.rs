@@ -74,10 +74,10 @@ pub struct Cell {
     pub error: Option<String>,
 }
 
-struct Daemon {
-    target: Target,
-    port: u16,
-    process: Option<ChildProcess>,
+pub(crate) struct Daemon {
+    pub(crate) target: Target,
+    pub(crate) port: u16,
+    pub(crate) process: Option<ChildProcess>,
 }
 
 /// Runs the comparison and returns the table cells.
@@ -204,7 +204,7 @@ fn first_line(text: &str) -> String {
     line.chars().take(120).collect()
 }
 
-fn start_daemon(
+pub(crate) fn start_daemon(
     target: Target,
     dir: &Path,
     pg_port: u16,

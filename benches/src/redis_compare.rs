@@ -51,10 +51,10 @@ pub struct Cell {
     pub cpu_us_per_request: Option<f64>,
 }
 
-struct Target {
-    name: &'static str,
-    port: u16,
-    process: Option<ChildProcess>,
+pub(crate) struct Target {
+    pub(crate) name: &'static str,
+    pub(crate) port: u16,
+    pub(crate) process: Option<ChildProcess>,
 }
 
 const TESTS: &str = "get,set,incr,lpush,mset";
@@ -208,7 +208,10 @@ fn wait_listening(name: &str, port: u16, process: &ChildProcess) -> anyhow::Resu
     Ok(())
 }
 
-fn start_twemproxy(dir: &Path, upstream: std::net::SocketAddr) -> anyhow::Result<Target> {
+pub(crate) fn start_twemproxy(
+    dir: &Path,
+    upstream: std::net::SocketAddr,
+) -> anyhow::Result<Target> {
     let port = integration_tests::ports::free_port()?;
     let conf = dir.join("nutcracker.yml");
     let mut text = String::new();
@@ -236,7 +239,7 @@ fn start_twemproxy(dir: &Path, upstream: std::net::SocketAddr) -> anyhow::Result
     })
 }
 
-fn start_cacheproxy(
+pub(crate) fn start_cacheproxy(
     dir: &Path,
     upstream: std::net::SocketAddr,
     bin: &Path,

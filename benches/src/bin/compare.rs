@@ -108,6 +108,36 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        _ => anyhow::bail!("usage: compare pooler|cacheproxy [--smoke | --seed] [--output FILE]"),
+        "memory" => {
+            let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+            let n = if is_smoke { 500 } else { 10_000 };
+            let rows = benches::memory::run(
+                n,
+                &root.join("target/release/pooler"),
+                &root.join("target/release/cacheproxy"),
+            )?;
+            let mut text = format!(
+                "## Memory: RSS per idle client connection\n\n{}\n| daemon | connections | RSS before (MiB) | RSS holding them (MiB) | bytes per connection |\n|---|---|---|---|---|\n",
+                report::environment()
+            );
+            for row in &rows {
+                text.push_str(&format!(
+                    "| {} | {} | {:.1} | {:.1} | {:.0} |\n",
+                    row.name,
+                    row.connections,
+                    row.rss_before as f64 / 1048576.0,
+                    row.rss_after as f64 / 1048576.0,
+                    row.per_connection()
+                ));
+            }
+            println!("{text}");
+            if let Some(path) = output {
+                std::fs::write(&path, &text)?;
+            }
+            Ok(())
+        }
+        _ => anyhow::bail!(
+            "usage: compare pooler|cacheproxy|memory [--smoke | --seed] [--output FILE]"
+        ),
     }
 }
