@@ -95,6 +95,9 @@ pub struct Cli {
     /// Allow MONITOR.
     #[arg(long, env = "CACHEPROXY_ENABLE_MONITOR")]
     pub enable_monitor: Option<bool>,
+    /// `host:port` of the `/metrics`, `/health` and `/ready` HTTP endpoint (off when unset).
+    #[arg(long, env = "CACHEPROXY_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
 }
 
 impl Cli {
@@ -145,6 +148,7 @@ impl Cli {
         set(&mut config.upstream_timeout, &self.upstream_timeout);
         set(&mut config.max_clients, &self.max_clients);
         set(&mut config.enable_monitor, &self.enable_monitor);
+        set_some(&mut config.metrics_addr, &self.metrics_addr);
     }
 }
 
@@ -168,6 +172,8 @@ mod tests {
             "2s",
             "--pool-size",
             "3",
+            "--metrics-addr",
+            "127.0.0.1:9380",
         ])
         .unwrap();
         let config = cli.load_config().unwrap();
@@ -176,6 +182,7 @@ mod tests {
         assert_eq!(config.read_from, ReadFrom::ReplicaPreferred);
         assert_eq!(config.failover_timeout, Duration::from_secs(2));
         assert_eq!(config.pool_size, 3);
+        assert_eq!(config.metrics_addr.as_deref(), Some("127.0.0.1:9380"));
     }
 
     #[test]

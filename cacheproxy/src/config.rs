@@ -79,6 +79,9 @@ pub struct Config {
     /// How long SIGTERM waits for clients to finish their in-flight commands. _Default:_ `10s`.
     #[serde(deserialize_with = "duration")]
     pub shutdown_timeout: Duration,
+    /// `host:port` of the HTTP endpoint serving Prometheus `/metrics`, `/health` and
+    /// `/ready`. _Default:_ none (off).
+    pub metrics_addr: Option<String>,
 }
 
 impl Default for Config {
@@ -107,6 +110,7 @@ impl Default for Config {
             max_pipeline: 1024,
             enable_monitor: false,
             shutdown_timeout: Duration::from_secs(10),
+            metrics_addr: None,
         }
     }
 }
@@ -199,6 +203,9 @@ impl Config {
     /// Checks ranges and that exactly one upstream mode is configured.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_host_port("listen", &self.listen)?;
+        if let Some(metrics_addr) = &self.metrics_addr {
+            check_host_port("metrics_addr", metrics_addr)?;
+        }
         match (&self.upstream, self.sentinels.is_empty()) {
             (Some(_), false) => {
                 return Err(invalid(
@@ -287,16 +294,22 @@ impl Config {
         })
     }
 
-    /// The `users` list as (name, password) pairs.
+    /// The `users` list as (name, password) pairs. Errors name the entry by position,
+    /// never by its text, which may hold a password.
     pub fn client_users(&self) -> Result<Vec<(String, String)>, ConfigError> {
         self.users
             .iter()
-            .map(|entry| {
-                let (name, password) = entry
-                    .split_once(':')
-                    .ok_or_else(|| invalid("users", format!("`{entry}` is not name:password")))?;
+            .enumerate()
+            .map(|(index, entry)| {
+                let position = index + 1;
+                let (name, password) = entry.split_once(':').ok_or_else(|| {
+                    invalid("users", format!("entry {position} is not name:password"))
+                })?;
                 if name.is_empty() || password.is_empty() {
-                    return Err(invalid("users", format!("`{entry}` has an empty part")));
+                    return Err(invalid(
+                        "users",
+                        format!("entry {position} has an empty name or password"),
+                    ));
                 }
                 Ok((name.to_owned(), password.to_owned()))
             })

@@ -128,3 +128,30 @@ fn the_example_file_is_valid_and_matches_the_defaults() {
     };
     assert_eq!(config, expected, "the example must show the defaults");
 }
+
+#[test]
+fn metrics_addr_is_off_by_default_and_must_be_host_port() {
+    assert_eq!(sentinel_config().metrics_addr, None);
+    let mut config = Config::parse("metrics_addr = \"0.0.0.0:9380\"").unwrap();
+    config.sentinels = sentinel_config().sentinels;
+    config.validate().unwrap();
+    assert_eq!(config.metrics_addr.as_deref(), Some("0.0.0.0:9380"));
+    config.metrics_addr = Some("9380".to_owned());
+    let error = config.validate().unwrap_err();
+    assert!(error.to_string().contains("metrics_addr"), "{error}");
+}
+
+#[test]
+fn invalid_users_never_echo_a_password() {
+    for users in [vec!["secret-no-colon"], vec!["alice:ok", ":secret-no-name"]] {
+        let config = Config {
+            users: users.iter().map(|user| (*user).to_owned()).collect(),
+            ..sentinel_config()
+        };
+        let error = config.validate().unwrap_err().to_string();
+        assert!(
+            error.contains("users") && !error.contains("secret"),
+            "{error}"
+        );
+    }
+}

@@ -12,9 +12,11 @@ mod client;
 pub mod commands;
 pub mod config;
 pub mod error;
+mod http;
 pub mod link;
 mod listener;
 mod local;
+pub mod metrics;
 mod pinning;
 pub mod router;
 mod sentinel;
@@ -52,6 +54,7 @@ use upstream::{Routes, UpstreamManager};
 #[derive(Debug)]
 pub struct Running {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
     root: CancellationToken,
     stop_accepting: CancellationToken,
@@ -60,20 +63,27 @@ pub struct Running {
     background: Vec<JoinHandle<()>>,
 }
 
-/// Validates `config`, binds the listen address and starts every task. Returns at once;
-/// commands sent before the master is resolved wait up to `failover_timeout` for it.
+/// Binds `addr`; the listener and its bound address.
+async fn bind(addr: &str) -> Result<(TcpListener, SocketAddr), Error> {
+    let listen_error = |source| Error::Listen {
+        addr: addr.to_owned(),
+        source,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(listen_error)?;
+    let bound = listener.local_addr().map_err(listen_error)?;
+    Ok((listener, bound))
+}
+
+/// Validates `config`, binds the listen address (and `metrics_addr`) and starts every
+/// task. Returns at once; commands sent before the master is resolved wait up to
+/// `failover_timeout` for it.
 pub async fn start(config: Config) -> Result<Running, Error> {
     config.validate()?;
-    let listener = TcpListener::bind(&config.listen)
-        .await
-        .map_err(|source| Error::Listen {
-            addr: config.listen.clone(),
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| Error::Listen {
-        addr: config.listen.clone(),
-        source,
-    })?;
+    let (listener, addr) = bind(&config.listen).await?;
+    let metrics_listener = match &config.metrics_addr {
+        Some(metrics_addr) => Some(bind(metrics_addr).await?),
+        None => None,
+    };
     let (topology_tx, topology_rx) = watch::channel(Topology::initial());
     let (routes_tx, routes_rx) = watch::channel(Arc::new(Routes::initial()));
     let (resolver, nudges) = ResolveHandle::channel();
@@ -81,6 +91,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     let shared = Arc::new(Shared {
         config: ArcSwap::from_pointee(config),
         stats: Stats::default(),
+        metrics: Arc::default(),
         commands: ArcSwap::from_pointee(CommandTable::builtin()),
         topology: topology_rx,
         routes: routes_rx,
@@ -112,9 +123,20 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         client_shutdown.clone(),
         clients.clone(),
     )));
+    let metrics_addr = metrics_listener.map(|(metrics_listener, metrics_addr)| {
+        background.push(http::spawn(
+            metrics_listener,
+            Arc::clone(&shared),
+            stop_accepting.clone(),
+            root.clone(),
+        ));
+        info!(%metrics_addr, "serving /metrics, /health and /ready");
+        metrics_addr
+    });
     info!(%addr, "cacheproxy listening");
     Ok(Running {
         addr,
+        metrics_addr,
         shared,
         root,
         stop_accepting,
@@ -128,6 +150,12 @@ impl Running {
     /// The bound listen address (useful with port 0).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The bound address of the `/metrics`, `/health`, `/ready` endpoint, when
+    /// `metrics_addr` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The configuration in effect.
@@ -157,7 +185,8 @@ impl Running {
 
     /// Applies a new configuration (SIGHUP). Passwords, users, pool sizes, timeouts and
     /// `read_from` take effect at once (pool sizes for connections opened afterwards);
-    /// `listen`, `sentinels`, `master_name` and `upstream` need a restart and are kept.
+    /// `listen`, `sentinels`, `master_name`, `upstream` and `metrics_addr` need a restart and
+    /// are kept.
     pub fn reload(&self, config: Config) -> Result<(), ConfigError> {
         config.validate()?;
         let current = self.shared.config.load_full();
@@ -167,6 +196,7 @@ impl Running {
             ("sentinels", next.sentinels != current.sentinels),
             ("master_name", next.master_name != current.master_name),
             ("upstream", next.upstream != current.upstream),
+            ("metrics_addr", next.metrics_addr != current.metrics_addr),
         ];
         for (key, is_changed) in restart_only {
             if is_changed {
@@ -180,6 +210,7 @@ impl Running {
         next.sentinels.clone_from(&current.sentinels);
         next.master_name.clone_from(&current.master_name);
         next.upstream.clone_from(&current.upstream);
+        next.metrics_addr.clone_from(&current.metrics_addr);
         self.shared.config.store(Arc::new(next));
         info!("configuration reloaded");
         Ok(())

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use crate::commands::CommandTable;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::sentinel::ResolveHandle;
 use crate::stats::Stats;
 use crate::topology::Topology;
@@ -20,6 +21,8 @@ pub struct Shared {
     pub config: ArcSwap<Config>,
     /// Counters for `INFO`.
     pub stats: Stats,
+    /// Per-command counters and histograms for `/metrics`.
+    pub metrics: Arc<Metrics>,
     /// The command table (built-in until the live one is fetched).
     pub commands: ArcSwap<CommandTable>,
     /// The watcher's latest topology.

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::UpstreamFailure;
 use crate::local::{Session, append_info_section, proxy_section};
+use crate::metrics::ErrorKind;
 use crate::sentinel::Nudge;
 use crate::shared::Shared;
 use crate::stats::Stats;
@@ -108,6 +109,7 @@ impl ClientConnection {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let mut routes_rx = shared.routes.clone();
         let routes = routes_rx.borrow_and_update().clone();
+        let replies = ReplyQueue::with_metrics(Arc::clone(&shared.metrics));
         Stats::add(&shared.stats.clients, 1);
         Stats::bump(&shared.stats.clients_total);
         let is_decoder_strict = !session.is_authenticated;
@@ -119,7 +121,7 @@ impl ClientConnection {
             decoder: RequestDecoder::new(decoder_limits(is_decoder_strict)),
             is_decoder_strict,
             out: BytesMut::with_capacity(16 * 1024),
-            replies: ReplyQueue::default(),
+            replies,
             held: VecDeque::new(),
             events_tx,
             events_rx,
@@ -265,6 +267,7 @@ impl ClientConnection {
                 }
                 Ok(None) => return,
                 Err(error) => {
+                    self.shared.metrics.error(ErrorKind::Protocol);
                     let reason = self.protocol_error_text(&error);
                     let seq = self.replies.push(None, Instant::now());
                     let mut line = BytesMut::new();
@@ -363,6 +366,7 @@ impl ClientConnection {
             return self.requeue(seq);
         }
         Stats::bump(&self.shared.stats.upstream_errors);
+        self.shared.metrics.error(ErrorKind::of_failure(&failure));
         let server = if to_replica { "replica" } else { "master" };
         let text = match failure {
             UpstreamFailure::NotSent => {

@@ -5,6 +5,7 @@
 use super::pinned::PinnedOutput;
 use super::{ClientConnection, LOST_IN_FAILOVER, Phase};
 use crate::local::BrokenTransaction;
+use crate::metrics::ErrorKind;
 use crate::stats::Stats;
 use crate::upstream::MasterRoute;
 use crate::upstream::connection::STALLED_DURING_FAILOVER;
@@ -63,6 +64,7 @@ impl ClientConnection {
                 self.phase = Phase::Abort;
             }
             Stats::bump(&self.shared.stats.upstream_errors);
+            self.shared.metrics.error(ErrorKind::PinnedLost);
             self.reply_error(seq, LOST_IN_FAILOVER);
         }
         if lost.was_in_multi {

@@ -4,10 +4,13 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
 use protocol::resp::Request;
+
+use crate::metrics::{CommandId, Metrics};
 
 /// Where a slot's request was last sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +42,10 @@ pub struct Slot {
     pub is_info: bool,
     /// A replica answered `-LOADING`/`-MASTERDOWN`: send it to the master instead.
     pub prefer_master: bool,
+    /// The command's series in `/metrics`.
+    command: CommandId,
+    /// The first bytes of the reply were counted (error prefix, keyspace hit/miss).
+    is_reply_counted: bool,
     has_streamed: bool,
     is_complete: bool,
     buffer: BytesMut,
@@ -59,11 +66,24 @@ pub struct ReplyQueue {
     /// Sequence number of the front slot.
     base: u64,
     slots: VecDeque<Slot>,
+    /// Where replies are counted (`None` in unit tests).
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl ReplyQueue {
+    /// An empty queue that counts every completed reply in `metrics`.
+    pub fn with_metrics(metrics: Arc<Metrics>) -> Self {
+        ReplyQueue {
+            metrics: Some(metrics),
+            ..ReplyQueue::default()
+        }
+    }
+
     /// Adds a slot for a new request; returns its sequence number.
     pub fn push(&mut self, request: Option<Request>, queued_at: Instant) -> u64 {
+        let command = request
+            .as_ref()
+            .map_or(CommandId::other(), |request| CommandId::of(request.name()));
         self.slots.push_back(Slot {
             request,
             queued_at,
@@ -72,6 +92,8 @@ impl ReplyQueue {
             attempts: 0,
             is_info: false,
             prefer_master: false,
+            command,
+            is_reply_counted: false,
             has_streamed: false,
             is_complete: false,
             buffer: BytesMut::new(),
@@ -153,6 +175,15 @@ impl ReplyQueue {
                 return Delivery::Collected(std::mem::take(&mut slot.buffer));
             }
             return Delivery::Queued;
+        }
+        if let Some(metrics) = &self.metrics {
+            if !slot.is_reply_counted && !data.is_empty() {
+                slot.is_reply_counted = true;
+                metrics.reply_started(slot.command, data);
+            }
+            if is_complete {
+                metrics.reply_completed(slot.command, slot.queued_at.elapsed());
+            }
         }
         if index == 0 {
             out.extend_from_slice(data);
