@@ -98,6 +98,12 @@ pub struct Cli {
     /// `host:port` of the `/metrics`, `/health` and `/ready` HTTP endpoint (off when unset).
     #[arg(long, env = "CACHEPROXY_METRICS_ADDR")]
     pub metrics_addr: Option<String>,
+    /// Log every client connection (true/false).
+    #[arg(long, env = "CACHEPROXY_LOG_CONNECTIONS")]
+    pub log_connections: Option<bool>,
+    /// Log every client disconnection with its reason (true/false).
+    #[arg(long, env = "CACHEPROXY_LOG_DISCONNECTIONS")]
+    pub log_disconnections: Option<bool>,
 }
 
 impl Cli {
@@ -149,6 +155,8 @@ impl Cli {
         set(&mut config.max_clients, &self.max_clients);
         set(&mut config.enable_monitor, &self.enable_monitor);
         set_some(&mut config.metrics_addr, &self.metrics_addr);
+        set(&mut config.log_connections, &self.log_connections);
+        set(&mut config.log_disconnections, &self.log_disconnections);
     }
 }
 
@@ -196,6 +204,24 @@ mod tests {
         config.validate().unwrap();
         assert_eq!(config.upstream.as_deref(), Some("127.0.0.1:6379"));
         assert!(config.sentinels.is_empty());
+    }
+
+    #[test]
+    fn connection_logging_is_on_by_default_and_can_be_turned_off() {
+        let cli = Cli::try_parse_from(["cacheproxy", "--upstream", "127.0.0.1:6379"]).unwrap();
+        let config = cli.load_config().unwrap();
+        assert!(config.log_connections && config.log_disconnections);
+        let cli = Cli::try_parse_from([
+            "cacheproxy",
+            "--upstream",
+            "127.0.0.1:6379",
+            "--log-connections",
+            "false",
+            "--log-disconnections=false",
+        ])
+        .unwrap();
+        let config = cli.load_config().unwrap();
+        assert!(!config.log_connections && !config.log_disconnections);
     }
 
     #[test]

@@ -82,6 +82,12 @@ pub struct Config {
     /// `host:port` of the HTTP endpoint serving Prometheus `/metrics`, `/health` and
     /// `/ready`. _Default:_ none (off).
     pub metrics_addr: Option<String>,
+    /// Log an info line for every accepted client (`client connected: addr=… id=…`), like
+    /// PgBouncer's `log_connections`. _Default:_ true.
+    pub log_connections: bool,
+    /// Log an info line, with the reason, for every client that goes away (`client closed:
+    /// addr=… id=… reason=…`), like PgBouncer's `log_disconnections`. _Default:_ true.
+    pub log_disconnections: bool,
 }
 
 impl Default for Config {
@@ -111,6 +117,8 @@ impl Default for Config {
             enable_monitor: false,
             shutdown_timeout: Duration::from_secs(10),
             metrics_addr: None,
+            log_connections: true,
+            log_disconnections: true,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The accept loop: one `ClientConnection` task per socket, `max_clients` enforced with
-//! Redis' own error text.
+//! Redis' own error text (and a `client closed` log line for refused clients).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 use tracing::warn;
 
 use crate::client;
+use crate::client::connection_log::{CloseReason, PeerAddr, log_closed};
 use crate::shared::Shared;
 
 /// Accepts clients until `stop_accepting`; each client drains on `shutdown`.
@@ -33,6 +34,8 @@ pub async fn run(
                 let open = usize::try_from(shared.stats.clients.load(Ordering::Relaxed))
                     .unwrap_or_default();
                 if open >= limit {
+                    let peer = PeerAddr(socket.peer_addr().ok());
+                    log_closed(&shared.config.load(), peer, None, CloseReason::MaxClients);
                     clients.spawn(refuse(socket));
                     continue;
                 }

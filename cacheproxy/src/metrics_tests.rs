@@ -1,4 +1,5 @@
-//! Unit tests of the command ids, reply classification and the rendered text.
+//! Unit tests of the command ids, reply classification, the rendered text, and that the
+//! Grafana dashboard (deploy/grafana/cacheproxy-dashboard.json) queries only exported series.
 
 use super::*;
 
@@ -68,4 +69,143 @@ fn latency_lands_in_the_right_bucket() {
     assert_eq!(cumulative.first(), Some(&1));
     assert_eq!(cumulative.get(6), Some(&2));
     assert_eq!(cumulative.last(), Some(&2));
+}
+
+/// A `Shared` with no tasks behind it: a confirmed master, one replica, and traffic on
+/// every kind of series (so each family the renderer can emit appears).
+fn shared_with_traffic() -> Shared {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU64;
+
+    use arc_swap::ArcSwap;
+    use tokio::sync::watch;
+
+    use crate::commands::CommandTable;
+    use crate::config::Config;
+    use crate::sentinel::ResolveHandle;
+    use crate::stats::Stats;
+    use crate::topology::{MasterState, Topology};
+    use crate::upstream::Routes;
+
+    let master = "10.0.0.1:6379".parse().unwrap();
+    let replica = "10.0.0.2:6379".parse().unwrap();
+    let topology = Topology {
+        master: MasterState::Ready(master),
+        replicas: Arc::from(vec![replica]),
+        epoch: 1,
+        generation: 1,
+    };
+    // The receivers keep the last value after their senders are dropped.
+    let (_, topology) = watch::channel(topology);
+    let (_, routes) = watch::channel(Arc::new(Routes::initial()));
+    let (resolver, _) = ResolveHandle::channel();
+    let metrics = Metrics::default();
+    let get = CommandId::of(b"get");
+    metrics.reply_started(get, b"$-1\r\n");
+    metrics.reply_completed(get, Duration::from_micros(300));
+    metrics.reply_completed(CommandId::of(b"set"), Duration::from_micros(200));
+    metrics.error(ErrorKind::UpstreamLost);
+    Shared {
+        config: ArcSwap::from_pointee(Config::default()),
+        stats: Stats::default(),
+        metrics: Arc::new(metrics),
+        commands: ArcSwap::from_pointee(CommandTable::builtin()),
+        topology,
+        routes,
+        resolver,
+        server_version: ArcSwap::from_pointee("7.0.0".to_owned()),
+        next_client_id: AtomicU64::new(1),
+    }
+}
+
+/// Series names a family exposes: histograms add `_bucket`, `_sum` and `_count`.
+fn exported_series(rendered: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for line in rendered.lines() {
+        let mut words = line.split_whitespace();
+        if let (Some("#"), Some("TYPE"), Some(name), Some(kind)) =
+            (words.next(), words.next(), words.next(), words.next())
+        {
+            names.push(name.to_owned());
+            if kind == "histogram" || kind == "summary" {
+                for suffix in ["_bucket", "_sum", "_count"] {
+                    names.push(format!("{name}{suffix}"));
+                }
+            }
+        }
+    }
+    names
+}
+
+fn collect_exprs(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(fields) => {
+            for (key, field) in fields {
+                match (key.as_str(), field) {
+                    ("expr" | "definition", serde_json::Value::String(expr)) => {
+                        out.push(expr.clone());
+                    }
+                    _ => collect_exprs(field, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                collect_exprs(item, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn the_grafana_dashboard_uses_only_exported_metrics() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/grafana/cacheproxy-dashboard.json"
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let exported = exported_series(&render(&shared_with_traffic()));
+    assert!(
+        exported
+            .iter()
+            .any(|name| name == "cacheproxy_commands_total"),
+        "{exported:?}"
+    );
+    let mut exprs = Vec::new();
+    collect_exprs(&dashboard, &mut exprs);
+    assert!(exprs.len() > 20, "the dashboard queries were found");
+    let mut used = std::collections::BTreeSet::new();
+    for expr in &exprs {
+        let words = expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+        for word in words {
+            let is_metric = word.starts_with("cacheproxy_")
+                || (cfg!(target_os = "linux") && word.starts_with("process_"));
+            if is_metric {
+                assert!(
+                    exported.iter().any(|name| name == word),
+                    "the dashboard uses {word}, which /metrics does not export"
+                );
+                used.insert(word.to_owned());
+            }
+        }
+    }
+    for required in [
+        "cacheproxy_commands_total",
+        "cacheproxy_command_duration_seconds_bucket",
+        "cacheproxy_keyspace_hits_total",
+        "cacheproxy_keyspace_misses_total",
+        "cacheproxy_errors_total",
+        "cacheproxy_upstream_connections",
+        "cacheproxy_clients",
+        "cacheproxy_master",
+        "cacheproxy_failovers_total",
+        "cacheproxy_master_ready",
+    ] {
+        assert!(
+            used.contains(required),
+            "the dashboard has no {required} panel"
+        );
+    }
 }

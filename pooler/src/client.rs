@@ -58,9 +58,14 @@ pub async fn handle(mut stream: Stream, pooler: Arc<Pooler>, shutdown: Cancellat
         Ok(None) => {}
         Err(error) => {
             if let Some(code) = error.sqlstate() {
-                tracing::info!(%peer, "login failed: {error}");
+                let message = error.to_string();
+                if pooler.config().general.log_pooler_errors {
+                    // Server logins that failed while welcoming the client are server-side.
+                    let is_server_side = code == sqlstate::CONNECTION_FAILURE;
+                    crate::session::log_pooler_error(&peer, is_server_side, &message);
+                }
                 let mut out = BytesMut::new();
-                crate::session::fatal(&mut out, code, &error.to_string());
+                crate::session::fatal(&mut out, code, &message);
                 let _ = stream.write_all_buf(&mut out).await;
             }
         }

@@ -353,6 +353,7 @@ impl Pooler {
                 config::ServerCheck::Query(q) => Some((g.server_check_delay, q.to_owned())),
             },
             is_logging_disconnections: g.log_disconnections,
+            is_logging_pooler_errors: g.log_pooler_errors,
         }
     }
 }

@@ -8,6 +8,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 use protocol::resp::{Request, RespVersion};
 
+use super::connection_log::CloseReason;
 use super::pinned::PinnedSession;
 use super::replies::SlotTarget;
 use super::{ClientConnection, Phase};
@@ -152,7 +153,7 @@ impl ClientConnection {
         self.replies.complete(seq, &reply, &mut self.out);
         match outcome {
             LocalOutcome::Replied => {}
-            LocalOutcome::Close => self.phase = Phase::Closing { after: seq },
+            LocalOutcome::Close => self.close(Phase::Closing { after: seq }, CloseReason::Quit),
             LocalOutcome::Reset => {
                 if let Some(session) = self.pinned.take() {
                     // db -1 forces a RESET of the connection before it is reused.

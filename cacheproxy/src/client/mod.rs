@@ -2,6 +2,7 @@
 //! client socket, replies from shared upstream connections, its pinned connection, route
 //! changes and timers; each branch calls a named step. Replies leave in request order.
 
+pub(crate) mod connection_log;
 mod dispatch;
 mod pinned;
 mod pinned_events;
@@ -29,6 +30,7 @@ use crate::sentinel::Nudge;
 use crate::shared::Shared;
 use crate::stats::Stats;
 use crate::upstream::{MasterRoute, ReplySender, Routes, UpstreamReply};
+use connection_log::{CloseReason, PeerAddr};
 use pinned::{PinnedOutput, PinnedSession};
 use replies::{Delivery, ReplyQueue, SlotTarget};
 use subscriptions::Subscriptions;
@@ -78,6 +80,10 @@ pub struct ClientConnection {
     /// Subscriptions lost with a pinned connection, to restore on the next one.
     resubscribe: Option<Subscriptions>,
     phase: Phase,
+    /// Why the connection is ending (the first reason wins), for `log_disconnections`.
+    close_reason: Option<CloseReason>,
+    /// The client's address, for the connection log lines.
+    peer: PeerAddr,
     shutdown: CancellationToken,
 }
 
@@ -104,7 +110,11 @@ fn decoder_limits(is_strict: bool) -> RespLimits {
 impl ClientConnection {
     fn new(socket: TcpStream, shared: Arc<Shared>, shutdown: CancellationToken) -> Self {
         let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
-        let session = Session::new(id, &shared.config.load());
+        let peer = PeerAddr(socket.peer_addr().ok());
+        let config = shared.config.load();
+        connection_log::log_connected(&config, peer, id);
+        let session = Session::new(id, &config);
+        drop(config);
         let (reader, writer) = socket.into_split();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let mut routes_rx = shared.routes.clone();
@@ -133,6 +143,8 @@ impl ClientConnection {
             pinned_outputs: Vec::new(),
             resubscribe: None,
             phase: Phase::Running,
+            close_reason: None,
+            peer,
             shutdown,
         }
     }
@@ -164,7 +176,7 @@ impl ClientConnection {
                 read = read_pinned(&mut self.pinned) => self.on_pinned_read(read),
                 written = self.writer.write_buf(&mut self.out), if is_writing => {
                     if written.is_err() {
-                        self.phase = Phase::Abort;
+                        self.close(Phase::Abort, CloseReason::WriteFailed);
                     }
                 }
                 read = self.reader.read_buf(&mut self.read_buf), if can_read => self.on_client_read(read),
@@ -193,12 +205,18 @@ impl ClientConnection {
         }
     }
 
+    /// Moves to a closing `phase`, remembering the first reason for the log.
+    fn close(&mut self, phase: Phase, reason: CloseReason) {
+        self.phase = phase;
+        self.close_reason.get_or_insert(reason);
+    }
+
     fn begin_drain(&mut self) {
         let deadline = Instant::now() + self.shared.config.load().shutdown_timeout;
-        self.phase = Phase::Draining { deadline };
+        self.close(Phase::Draining { deadline }, CloseReason::Shutdown);
         // Long-lived pinned state (subscriptions, blocked calls) never drains by itself.
         if self.pinned.is_some() || self.resubscribe.is_some() {
-            self.phase = Phase::Abort;
+            self.close(Phase::Abort, CloseReason::Shutdown);
         }
     }
 
@@ -233,15 +251,21 @@ impl ClientConnection {
     fn on_client_read(&mut self, read: std::io::Result<usize>) {
         match read {
             Ok(0) | Err(_) => {
+                let reason = if read.is_ok() {
+                    CloseReason::ClientClosed
+                } else {
+                    CloseReason::ReadFailed
+                };
                 // Like Redis, a client that hung up gets nothing more; pending shared
                 // replies are still awaited so their upstream slots drain in order.
-                self.phase = if self.pinned.is_some() || self.replies.is_empty() {
+                let phase = if self.pinned.is_some() || self.replies.is_empty() {
                     Phase::Abort
                 } else {
                     Phase::Closing {
                         after: self.replies.next_seq().saturating_sub(1),
                     }
                 };
+                self.close(phase, reason);
             }
             Ok(_) => self.decode_requests(),
         }
@@ -258,7 +282,7 @@ impl ClientConnection {
                 Ok(Some(request)) => {
                     if request.is_command("POST") || request.is_command("HOST:") {
                         // Redis' cross-protocol scripting defence: close without a reply.
-                        self.phase = Phase::Abort;
+                        self.close(Phase::Abort, CloseReason::CrossProtocol);
                         return;
                     }
                     Stats::bump(&self.shared.stats.commands);
@@ -273,7 +297,7 @@ impl ClientConnection {
                     let mut line = BytesMut::new();
                     reply::error(&mut line, &format!("ERR Protocol error: {reason}"));
                     self.replies.complete(seq, &line, &mut self.out);
-                    self.phase = Phase::Closing { after: seq };
+                    self.close(Phase::Closing { after: seq }, CloseReason::ProtocolError);
                     return;
                 }
             }
@@ -349,7 +373,7 @@ impl ClientConnection {
     fn on_shared_failure(&mut self, seq: u64, failure: UpstreamFailure) {
         if self.replies.has_streamed(seq) {
             // Part of the reply is already out: the stream cannot be repaired.
-            self.phase = Phase::Abort;
+            self.close(Phase::Abort, CloseReason::ReplyInterrupted);
             return;
         }
         let Some(slot) = self.replies.slot_mut(seq) else {
@@ -422,6 +446,10 @@ impl ClientConnection {
         }
         let _ = self.writer.shutdown().await;
         Stats::add(&self.shared.stats.clients, -1);
+        // A loop that ended without a recorded reason was draining for shutdown.
+        let reason = self.close_reason.unwrap_or(CloseReason::Shutdown);
+        let config = self.shared.config.load();
+        connection_log::log_closed(&config, self.peer, Some(self.session.id), reason);
     }
 }
 

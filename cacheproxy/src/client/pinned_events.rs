@@ -2,6 +2,7 @@
 //! from it, releasing it when its state ended, and repairing the client when it is lost
 //! (failover, stall during a failover).
 
+use super::connection_log::CloseReason;
 use super::pinned::PinnedOutput;
 use super::{ClientConnection, LOST_IN_FAILOVER, Phase};
 use crate::local::BrokenTransaction;
@@ -61,7 +62,7 @@ impl ClientConnection {
         let lost = session.into_lost();
         for seq in lost.unanswered {
             if self.replies.has_streamed(seq) {
-                self.phase = Phase::Abort;
+                self.close(Phase::Abort, CloseReason::ReplyInterrupted);
             }
             Stats::bump(&self.shared.stats.upstream_errors);
             self.shared.metrics.error(ErrorKind::PinnedLost);
@@ -77,7 +78,7 @@ impl ClientConnection {
         }
         if lost.is_unrecoverable {
             // Tracking invalidations or MONITOR lines were lost: the client must reconnect.
-            self.phase = Phase::Abort;
+            self.close(Phase::Abort, CloseReason::PinnedLost);
         }
     }
 

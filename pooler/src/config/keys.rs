@@ -487,7 +487,7 @@ general_keys! {
     log_connections: bool = Some("1"), Online, Implemented, "Log successful logins.";
     log_disconnections: bool = Some("1"), Online, Implemented, "Log disconnections with reasons.";
     log_format: LogFormat = Some("text"), Restart, Extension, "pooler: log line format, `text` or `json`.";
-    log_pooler_errors: bool = Some("1"), Online, Planned, "Log errors the pooler sends to clients.";
+    log_pooler_errors: bool = Some("1"), Online, Implemented, "Log errors the pooler sends to clients.";
     log_stats: bool = Some("1"), Online, Implemented, "Log aggregated statistics every stats_period.";
     logfile: String = Some(""), Online, Implemented, "Log file (in addition to stderr); empty = none.";
     login_notify_message: String = Some(""), Online, Planned, "NOTICE sent to every client after login.";

@@ -1,5 +1,6 @@
-//! How a session ends: tell the client why (PgBouncer's FATAL messages), and give the
-//! server back clean (ROLLBACK, reset query) or close it.
+//! How a session ends: tell the client why (PgBouncer's FATAL messages, logged as
+//! `pooler error: …` under `log_pooler_errors`), and give the server back clean
+//! (ROLLBACK, reset query) or close it.
 
 use std::time::Duration;
 
@@ -23,6 +24,10 @@ impl ClientSession {
         if let Some(error) = &error
             && let Some((code, message)) = client_message(error)
         {
+            if self.settings.is_logging_pooler_errors {
+                let peer = self.client.peer_addr();
+                log_pooler_error(&peer, is_server_side(error), &message);
+            }
             let mut out = std::mem::take(&mut self.client_out);
             let frame = ErrorResponse {
                 severity: Severity::Fatal,
@@ -108,6 +113,30 @@ fn client_message(error: &SessionError) -> Option<(String, String)> {
     Some((code.to_owned(), message))
 }
 
+/// True when `error` comes from a server (lost, refused the login, broke the protocol)
+/// rather than from the client or the pooler's own limits.
+fn is_server_side(error: &SessionError) -> bool {
+    matches!(
+        error,
+        SessionError::ServerClosed(_)
+            | SessionError::ServerProtocol(_)
+            | SessionError::ServerParameter(_)
+            | SessionError::Pool(PoolError::ServerLogin(_) | PoolError::LoginRetry(_))
+    )
+}
+
+/// Logs an error the pooler sends to a client (`log_pooler_errors`) as PgBouncer does:
+/// `pooler error: <message>`, at warn level when a server failed (`is_server_side`), at
+/// info level otherwise. `message` is the text the client gets, which never holds a
+/// password.
+pub fn log_pooler_error(peer: &dyn std::fmt::Display, is_server_side: bool, message: &str) {
+    if is_server_side {
+        tracing::warn!(%peer, "pooler error: {message}");
+    } else {
+        tracing::info!(%peer, "pooler error: {message}");
+    }
+}
+
 /// Writes a FATAL ErrorResponse into `out` (login-phase errors before a session exists).
 pub fn fatal(out: &mut BytesMut, code: &str, message: &str) {
     let frame = ErrorResponse {
@@ -118,4 +147,35 @@ pub fn fatal(out: &mut BytesMut, code: &str, message: &str) {
         hint: None,
     };
     let _ = encode::error_response(out, &frame);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::pool::ConnectFailure;
+
+    #[test]
+    fn only_server_failures_are_logged_as_server_side() {
+        let refused = Arc::new(ConnectFailure {
+            sqlstate: Some("28P01".to_owned()),
+            message: "password authentication failed".to_owned(),
+        });
+        let server_side = [
+            SessionError::ServerClosed(std::io::Error::other("reset")),
+            SessionError::ServerParameter("bad".to_owned()),
+            SessionError::Pool(PoolError::ServerLogin(Arc::clone(&refused))),
+            SessionError::Pool(PoolError::LoginRetry(refused)),
+        ];
+        assert!(server_side.iter().all(is_server_side));
+        let pooler_side = [
+            SessionError::ClientClosed,
+            SessionError::Pool(PoolError::QueryWaitTimeout),
+            SessionError::Pool(PoolError::Closed("database removed")),
+            SessionError::Fatal("client_idle_timeout"),
+            SessionError::Shutdown,
+        ];
+        assert!(!pooler_side.iter().any(is_server_side));
+    }
 }

@@ -5,7 +5,7 @@
 pub mod exchange;
 mod finish;
 
-pub use finish::fatal;
+pub use finish::{fatal, log_pooler_error};
 pub mod params;
 pub mod prepared;
 pub mod relay;
@@ -95,6 +95,8 @@ pub struct SessionSettings {
     pub server_check: Option<(Duration, String)>,
     /// `log_disconnections`.
     pub is_logging_disconnections: bool,
+    /// `log_pooler_errors`.
+    pub is_logging_pooler_errors: bool,
 }
 
 /// A logged-in client connection.
