@@ -15,7 +15,9 @@ echo "== cargo test"
 # The fuzz harnesses (protocol/tests/*_fuzz.rs) run for a bounded number of iterations.
 export FUZZ_ITERATIONS="${FUZZ_ITERATIONS:-20000}"
 cargo test --workspace --locked --no-fail-fast -- --test-threads="${TEST_THREADS:-4}"
-echo "== benches: compare smoke run (the full run is benches/compare pooler)"
+echo "== micro-benchmarks, each run once in test mode"
+cargo test --locked -p benches --benches
+echo "== benches: compare smoke runs (the full runs: benches/compare pooler|cacheproxy|memory)"
 bash benches/compare pooler --smoke
-echo "== micro-benchmarks compile and run once"
-cargo bench --locked -p benches -- --test
+bash benches/compare cacheproxy --smoke
+bash benches/compare memory --smoke

@@ -103,8 +103,18 @@ impl Stream {
     /// clears only if no new readiness event arrived meanwhile). Without this, the next
     /// wait would return at once and cost one `recv` that fails with EAGAIN per message.
     pub fn try_read_into(&self, buf: &mut BytesMut) -> io::Result<Option<usize>> {
-        if buf.capacity() - buf.len() < 1024 {
-            buf.reserve(READ_CHUNK);
+        self.try_read_into_sized(buf, READ_CHUNK)
+    }
+
+    /// [`Stream::try_read_into`] growing `buf` by `chunk` bytes when it is nearly full:
+    /// client sockets use small chunks so idle clients hold little memory.
+    pub fn try_read_into_sized(
+        &self,
+        buf: &mut BytesMut,
+        chunk: usize,
+    ) -> io::Result<Option<usize>> {
+        if buf.capacity() - buf.len() < chunk / 4 {
+            buf.reserve(chunk);
         }
         let space = buf.capacity() - buf.len();
         let mut got = None;
@@ -145,8 +155,11 @@ impl Stream {
     }
 }
 
-/// How much a read buffer grows by when it runs out of room.
+/// How much a server read buffer grows by when it runs out of room.
 pub const READ_CHUNK: usize = 16 * 1024;
+
+/// How much a client read buffer grows by (PgBouncer's `pkt_buf` default).
+pub const CLIENT_READ_CHUNK: usize = 4 * 1024;
 
 impl AsyncRead for Stream {
     fn poll_read(

@@ -17,7 +17,7 @@ fn main() -> anyhow::Result<()> {
         .map(PathBuf::from);
     match what {
         "pooler" => {
-            let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+            let bins = binary_dir()?;
             let options = if is_smoke {
                 Options {
                     clients: vec![1, 10],
@@ -27,7 +27,7 @@ fn main() -> anyhow::Result<()> {
                     is_reconnect_included: true,
                     pool_size: 10,
                     extra_settings: vec![],
-                    pooler_bin: root.join("target/release/pooler"),
+                    pooler_bin: bins.join("pooler"),
                 }
             } else {
                 Options {
@@ -38,7 +38,7 @@ fn main() -> anyhow::Result<()> {
                     is_reconnect_included: true,
                     pool_size: 20,
                     extra_settings: vec![],
-                    pooler_bin: root.join("target/release/pooler"),
+                    pooler_bin: bins.join("pooler"),
                 }
             };
             let mut options = options;
@@ -72,8 +72,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         "cacheproxy" => {
-            let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-            let bin = root.join("target/release/cacheproxy");
+            let bin = binary_dir()?.join("cacheproxy");
             let options = if is_smoke {
                 redis_compare::Options {
                     clients: vec![1, 50],
@@ -110,7 +109,11 @@ fn main() -> anyhow::Result<()> {
         }
         "memory" => {
             let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-            let n = if is_smoke { 500 } else { 10_000 };
+            let default = if is_smoke { 500 } else { 10_000 };
+            let n = std::env::var("COMPARE_CONNECTIONS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default);
             let rows = benches::memory::run(
                 n,
                 &root.join("target/release/pooler"),
@@ -140,4 +143,11 @@ fn main() -> anyhow::Result<()> {
             "usage: compare pooler|cacheproxy|memory [--smoke | --seed] [--output FILE]"
         ),
     }
+}
+
+/// The directory of this binary: `benches/compare` builds the daemons into the same
+/// profile directory (`target/release` or `target/smoke`).
+fn binary_dir() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    Ok(exe.parent().map(PathBuf::from).unwrap_or_default())
 }

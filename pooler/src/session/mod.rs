@@ -142,9 +142,9 @@ impl ClientSession {
         Self {
             client,
             client_in,
-            client_out: BytesMut::with_capacity(crate::net::READ_CHUNK),
+            client_out: BytesMut::new(),
             server: None,
-            server_out: BytesMut::with_capacity(crate::net::READ_CHUNK),
+            server_out: BytesMut::new(),
             exchange: Exchange::default(),
             status: TransactionStatus::Idle,
             pool,
@@ -200,6 +200,7 @@ impl ClientSession {
 
     /// No server linked: wait for the client's next message.
     async fn idle_step(&mut self) -> Result<(), SessionError> {
+        self.free_idle_buffers();
         let idle_deadline = self
             .settings
             .client_idle_timeout
@@ -217,6 +218,20 @@ impl ClientSession {
         self.on_client_ready(ready)
     }
 
+    /// An idle client holds no buffer memory: thousands of idle clients cost little. The
+    /// next message allocates again (a few KiB from the allocator's thread cache).
+    fn free_idle_buffers(&mut self) {
+        for buf in [
+            &mut self.client_in,
+            &mut self.client_out,
+            &mut self.server_out,
+        ] {
+            if buf.is_empty() && buf.capacity() > 0 {
+                *buf = BytesMut::new();
+            }
+        }
+    }
+
     /// Moves bytes to and from the client socket after a readiness event.
     fn on_client_ready(&mut self, ready: Ready) -> Result<(), SessionError> {
         if ready.is_writable() && !self.client_out.is_empty() {
@@ -225,7 +240,9 @@ impl ClientSession {
                 .map_err(SessionError::ClientIo)?;
         }
         if ready.is_readable() || ready.is_read_closed() {
-            let read = self.client.try_read_into(&mut self.client_in);
+            let read = self
+                .client
+                .try_read_into_sized(&mut self.client_in, crate::net::CLIENT_READ_CHUNK);
             match read {
                 Ok(None) => {}
                 Ok(Some(n)) => self.on_client_read(Ok(n))?,
