@@ -108,17 +108,13 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         "memory" => {
-            let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+            let bins = binary_dir()?;
             let default = if is_smoke { 500 } else { 10_000 };
             let n = std::env::var("COMPARE_CONNECTIONS")
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(default);
-            let rows = benches::memory::run(
-                n,
-                &root.join("target/release/pooler"),
-                &root.join("target/release/cacheproxy"),
-            )?;
+            let rows = benches::memory::run(n, &bins.join("pooler"), &bins.join("cacheproxy"))?;
             let mut text = format!(
                 "## Memory: RSS per idle client connection\n\n{}\n| daemon | connections | RSS before (MiB) | RSS holding them (MiB) | bytes per connection |\n|---|---|---|---|---|\n",
                 report::environment()

@@ -14,6 +14,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+/// Read buffer of an idle client: most commands fit; a longer one grows it.
+const IDLE_READ_BUFFER: usize = 512;
+
 use bytes::BytesMut;
 use protocol::ProtocolError;
 use protocol::resp::{RequestDecoder, RespLimits, protocol_error_reason, reply};
@@ -127,10 +130,10 @@ impl ClientConnection {
             shared,
             reader,
             writer,
-            read_buf: BytesMut::with_capacity(16 * 1024),
+            read_buf: BytesMut::new(),
             decoder: RequestDecoder::new(decoder_limits(is_decoder_strict)),
             is_decoder_strict,
-            out: BytesMut::with_capacity(16 * 1024),
+            out: BytesMut::new(),
             replies,
             held: VecDeque::new(),
             events_tx,
@@ -150,7 +153,7 @@ impl ClientConnection {
     }
 
     async fn run(mut self) {
-        let mut events = Vec::with_capacity(64);
+        let mut events = Vec::new();
         loop {
             if self.is_done() {
                 break;
@@ -163,7 +166,7 @@ impl ClientConnection {
             let wake_at = self.next_wakeup();
             let is_writing = !self.out.is_empty();
             if can_read {
-                self.read_buf.reserve(16 * 1024);
+                self.reserve_read_buffer();
             }
             tokio::select! {
                 biased;
@@ -190,6 +193,23 @@ impl ClientConnection {
             self.pump().await;
         }
         self.finish().await;
+    }
+
+    /// An idle client holds almost no buffer memory, so thousands of idle connections
+    /// stay cheap; a busy one reads in 16 KiB chunks.
+    fn reserve_read_buffer(&mut self) {
+        let is_idle = self.read_buf.is_empty() && self.out.is_empty() && self.replies.is_empty();
+        if is_idle {
+            if self.read_buf.capacity() > IDLE_READ_BUFFER {
+                self.read_buf = BytesMut::new();
+            }
+            if self.out.capacity() > 0 {
+                self.out = BytesMut::new();
+            }
+            self.read_buf.reserve(IDLE_READ_BUFFER);
+        } else if self.read_buf.capacity() - self.read_buf.len() < 4 * 1024 {
+            self.read_buf.reserve(16 * 1024);
+        }
     }
 
     fn is_done(&self) -> bool {
