@@ -15,11 +15,18 @@ pub struct PgbenchResult {
     pub latency_ms: f64,
     /// Failed transactions.
     pub failed: u64,
+    /// Median transaction latency in ms (from pgbench's per-transaction log).
+    pub p50_ms: f64,
+    /// 99th percentile transaction latency in ms.
+    pub p99_ms: f64,
 }
 
-/// Runs `pgbench -n <args> -h 127.0.0.1 -p <port> -U postgres postgres`.
+/// Runs `pgbench -n <args> -h 127.0.0.1 -p <port> -U postgres postgres` with a
+/// per-transaction log, from which p50/p99 are computed.
 pub fn run(port: u16, args: &[String]) -> anyhow::Result<PgbenchResult> {
     let pgbench = integration_tests::pg_tool("pgbench")?;
+    let logs = tempfile::tempdir()?;
+    let prefix = logs.path().join("tx");
     let output = Command::new(pgbench)
         .args([
             "-n",
@@ -30,6 +37,8 @@ pub fn run(port: u16, args: &[String]) -> anyhow::Result<PgbenchResult> {
             "-U",
             "postgres",
         ])
+        .arg("--log")
+        .arg(format!("--log-prefix={}", prefix.display()))
         .args(args)
         .arg("postgres")
         .output()
@@ -41,7 +50,24 @@ pub fn run(port: u16, args: &[String]) -> anyhow::Result<PgbenchResult> {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    parse(&stdout)
+    let mut result = parse(&stdout)?;
+    let mut latencies_us = Vec::new();
+    for entry in std::fs::read_dir(logs.path())? {
+        let text = std::fs::read_to_string(entry?.path())?;
+        // "client_id transaction_no time script_no time_epoch time_us": time is in µs.
+        latencies_us.extend(
+            text.lines()
+                .filter_map(|l| l.split_whitespace().nth(2)?.parse::<f64>().ok()),
+        );
+    }
+    latencies_us.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        let i = ((latencies_us.len().saturating_sub(1)) as f64 * q).round() as usize;
+        latencies_us.get(i).map_or(0.0, |us| us / 1000.0)
+    };
+    result.p50_ms = at(0.50);
+    result.p99_ms = at(0.99);
+    Ok(result)
 }
 
 /// Reads pgbench's summary.

@@ -68,6 +68,10 @@ pub struct Cell {
     pub tps: Option<f64>,
     /// Median average latency in ms.
     pub latency_ms: f64,
+    /// Median of the rounds' p50 latency in ms.
+    pub p50_ms: f64,
+    /// Median of the rounds' p99 latency in ms.
+    pub p99_ms: f64,
     /// CPU microseconds the daemon spent per transaction (not for direct).
     pub cpu_us_per_txn: Option<f64>,
     /// Why the target could not run it.
@@ -174,6 +178,8 @@ pub fn run(options: &Options) -> anyhow::Result<Vec<Cell>> {
         for (i, daemon) in daemons.iter().enumerate() {
             let mut tps: Vec<f64> = samples[i].iter().map(|(r, _)| r.tps).collect();
             let mut latency: Vec<f64> = samples[i].iter().map(|(r, _)| r.latency_ms).collect();
+            let mut p50: Vec<f64> = samples[i].iter().map(|(r, _)| r.p50_ms).collect();
+            let mut p99: Vec<f64> = samples[i].iter().map(|(r, _)| r.p99_ms).collect();
             let mut cpu: Vec<f64> = samples[i]
                 .iter()
                 .filter_map(|(r, cpu)| {
@@ -186,6 +192,8 @@ pub fn run(options: &Options) -> anyhow::Result<Vec<Cell>> {
                 target: daemon.target,
                 tps: (!tps.is_empty()).then(|| median(&mut tps)),
                 latency_ms: median(&mut latency),
+                p50_ms: median(&mut p50),
+                p99_ms: median(&mut p99),
                 cpu_us_per_txn: (!cpu.is_empty()).then(|| median(&mut cpu)),
                 error: errors[i].clone(),
             });

@@ -51,7 +51,7 @@ pub fn environment() -> String {
 /// ratios pooler/pgbouncer and pooler/direct, latency and CPU per transaction.
 pub fn pooler_table(cells: &[Cell]) -> String {
     let mut out = String::from(
-        "| mode | clients | direct tps | pgbouncer tps | pooler tps | pooler/pgbouncer | pooler/direct | latency ms (d/b/p) | CPU µs/txn pgbouncer | CPU µs/txn pooler |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        "| mode | clients | direct tps | pgbouncer tps | pooler tps | pooler/pgbouncer | pooler/direct | p50 ms (d/b/p) | p99 ms (d/b/p) | CPU µs/txn pgbouncer | CPU µs/txn pooler |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let mut keys: Vec<(String, u32)> = Vec::new();
     for c in cells {
@@ -82,9 +82,10 @@ pub fn pooler_table(cells: &[Cell]) -> String {
             (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
             _ => "–".into(),
         };
-        let lat = |c: Option<&Cell>| {
-            c.filter(|c| c.tps.is_some())
-                .map_or("–".into(), |c| format!("{:.2}", c.latency_ms))
+        let lat = |c: Option<&Cell>, p99: bool| {
+            c.filter(|c| c.tps.is_some()).map_or("–".into(), |c| {
+                format!("{:.2}", if p99 { c.p99_ms } else { c.p50_ms })
+            })
         };
         let cpu = |c: Option<&Cell>| {
             c.and_then(|c| c.cpu_us_per_txn)
@@ -92,15 +93,18 @@ pub fn pooler_table(cells: &[Cell]) -> String {
         };
         let _ = writeln!(
             out,
-            "| {mode} | {clients} | {} | {} | {} | {} | {} | {}/{}/{} | {} | {} |",
+            "| {mode} | {clients} | {} | {} | {} | {} | {} | {}/{}/{} | {}/{}/{} | {} | {} |",
             tps(d),
             tps(b),
             tps(p),
             ratio(p, b),
             ratio(p, d),
-            lat(d),
-            lat(b),
-            lat(p),
+            lat(d, false),
+            lat(b, false),
+            lat(p, false),
+            lat(d, true),
+            lat(b, true),
+            lat(p, true),
             cpu(b),
             cpu(p)
         );
