@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Local demo: PostgreSQL primary + replica, Redis master + replica + 3 Sentinels, and pooler,
+# Local demo: PostgreSQL primary + replica, Redis master + replica + 3 Sentinels, pooler and cacheproxy,
 # all on free ports of 127.0.0.1, printed as connection strings. Ctrl-C stops and removes
 # everything. Installs PostgreSQL and Redis if missing.
 set -euo pipefail

@@ -1,5 +1,6 @@
 //! `scripts/demo.sh`: a local demo stack on free ports — PostgreSQL primary + streaming
-//! replica, Redis master + replica + 3 Sentinels, and pooler in front of PostgreSQL —
+//! replica, Redis master + replica + 3 Sentinels, pooler in front of PostgreSQL and
+//! cacheproxy in front of Redis —
 //! printed as connection strings, until Ctrl-C. Everything stops and is removed on exit.
 #![forbid(unsafe_code)]
 
@@ -51,6 +52,21 @@ async fn main() -> anyhow::Result<()> {
     let running = pooler::start(loaded.config, secrets).await?;
     let pooler_port = running.tcp_addrs[0].port();
 
+    let sentinel_list: Vec<String> = redis
+        .sentinel_addrs()
+        .iter()
+        .map(|a| format!("\"{a}\""))
+        .collect();
+    let proxy_config = cacheproxy::Config::parse(&format!(
+        "listen = \"127.0.0.1:0\"\nsentinels = [{}]\nmaster_name = \"{}\"\n",
+        sentinel_list.join(", "),
+        redis.master_name()
+    ))
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let proxy = cacheproxy::start(proxy_config)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+
     println!();
     println!(
         "PostgreSQL primary   postgres://postgres@127.0.0.1:{}/postgres",
@@ -78,9 +94,14 @@ async fn main() -> anyhow::Result<()> {
         sentinels.join(","),
         redis.master_name()
     );
+    println!(
+        "cacheproxy           redis://{}  (follows Sentinel failovers)",
+        proxy.addr()
+    );
     println!();
     println!("Ctrl-C stops everything.");
     tokio::signal::ctrl_c().await?;
+    proxy.shutdown().await;
     running.shutdown(Duration::from_secs(5)).await;
     drop(redis);
     drop(pg);
