@@ -6,25 +6,11 @@ mod common;
 use std::time::Duration;
 
 use common::admin::{
-    Row, field, int, letter_type, metric, parse_prometheus, pgbouncer_columns, pool_row,
-    row_description, show,
+    Row, USERLIST, cluster, field, general, int, letter_type, metric, parse_prometheus,
+    pgbouncer_columns, pool_row, row_description, show,
 };
 use common::raw::RawClient;
 use common::{TestPooler, http_get};
-use integration_tests::{PgCluster, PgOptions};
-
-const USERLIST: &str = "\"postgres\" \"pgpass\"\n\"admin\" \"adminpass\"\n\"stats\" \"statspass\"\n\"nobody\" \"nobodypass\"\n";
-
-fn cluster() -> PgCluster {
-    PgCluster::start(PgOptions::default()).unwrap()
-}
-
-fn general(extra: &str) -> String {
-    let port = integration_tests::ports::free_port().unwrap();
-    format!(
-        "auth_type = md5\nadmin_users = admin\nstats_users = stats\nmetrics_addr = 127.0.0.1:{port}\n{extra}"
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_show_has_pgbouncer_columns_and_types() {

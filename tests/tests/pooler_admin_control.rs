@@ -6,23 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::admin::{Row, console_error, field, int, parse_prometheus, pool_row, show};
+use common::admin::{
+    Row, USERLIST, cluster, console_error, field, general, int, parse_prometheus, pool_row, show,
+};
 use common::{TestPooler, error_message, http_get, operator_psql};
-use integration_tests::{PgCluster, PgOptions};
 use tokio_postgres::SimpleQueryMessage;
-
-const USERLIST: &str = "\"postgres\" \"pgpass\"\n\"admin\" \"adminpass\"\n\"stats\" \"statspass\"\n\"nobody\" \"nobodypass\"\n";
-
-fn cluster() -> PgCluster {
-    PgCluster::start(PgOptions::default()).unwrap()
-}
-
-fn general(extra: &str) -> String {
-    let port = integration_tests::ports::free_port().unwrap();
-    format!(
-        "auth_type = md5\nadmin_users = admin\nstats_users = stats\nmetrics_addr = 127.0.0.1:{port}\n{extra}"
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_holds_transactions_until_resume() {

@@ -159,29 +159,11 @@ async fn logins_check_passwords_and_report_unknown_databases() {
         .unwrap();
     legacy.simple_query("SELECT 1").await.unwrap();
 
-    let err = message(
-        pooler
-            .connect("app", Some("wrong"), "postgres")
-            .await
-            .err()
-            .unwrap(),
-    );
+    let err = login_error(&pooler, "app", Some("wrong"), "postgres").await;
     assert_eq!(err, "SASL authentication failed", "PgBouncer's wording");
-    let err = message(
-        pooler
-            .connect("nobody", Some("x"), "postgres")
-            .await
-            .err()
-            .unwrap(),
-    );
+    let err = login_error(&pooler, "nobody", Some("x"), "postgres").await;
     assert!(err.contains("password authentication failed"), "{err}");
-    let err = message(
-        pooler
-            .connect("legacy", Some("legacy-secret"), "no_such_db")
-            .await
-            .err()
-            .unwrap(),
-    );
+    let err = login_error(&pooler, "legacy", Some("legacy-secret"), "no_such_db").await;
     assert!(
         err.contains("does not exist"),
         "server's own error passed on: {err}"
@@ -258,21 +240,9 @@ async fn auth_query_looks_up_users_missing_from_the_auth_file() {
         .await
         .unwrap();
     app.simple_query("SELECT 1").await.unwrap();
-    let err = message(
-        pooler
-            .connect("legacy", Some("nope"), "postgres")
-            .await
-            .err()
-            .unwrap(),
-    );
+    let err = login_error(&pooler, "legacy", Some("nope"), "postgres").await;
     assert_eq!(err, "password authentication failed");
-    let err = message(
-        pooler
-            .connect("ghost", Some("x"), "postgres")
-            .await
-            .err()
-            .unwrap(),
-    );
+    let err = login_error(&pooler, "ghost", Some("x"), "postgres").await;
     assert_eq!(err, "no such user");
     pooler.stop().await;
 }
@@ -314,4 +284,9 @@ async fn the_seed_deployment_serves_1000_clients_with_at_most_30_server_connecti
         "PostgreSQL saw {max_seen} connections from the pooler"
     );
     pooler.stop().await;
+}
+
+/// The error message of a login that must fail.
+async fn login_error(pooler: &TestPooler, user: &str, password: Option<&str>, db: &str) -> String {
+    message(pooler.connect(user, password, db).await.err().unwrap())
 }

@@ -236,3 +236,20 @@ pub fn pgbouncer_columns() -> Vec<(&'static str, String, String)> {
         ("FDS", "fd,task,user,database,addr,port,cancel,link,client_encoding,std_strings,datestyle,timezone,password,scram_client_key,scram_server_key".into(), "issssiqisssssbb".into()),
     ]
 }
+
+/// The console tests' auth file: a pool user, an admin, a stats user and a stranger.
+pub const USERLIST: &str = "\"postgres\" \"pgpass\"\n\"admin\" \"adminpass\"\n\"stats\" \"statspass\"\n\"nobody\" \"nobodypass\"\n";
+
+/// A lone PostgreSQL primary for the console tests.
+pub fn cluster() -> integration_tests::PgCluster {
+    integration_tests::PgCluster::start(integration_tests::PgOptions::default()).unwrap()
+}
+
+/// `[pgbouncer]` lines of the console tests (admin/stats users, /metrics on a free port)
+/// followed by `extra`.
+pub fn general(extra: &str) -> String {
+    let port = integration_tests::ports::free_port().unwrap();
+    format!(
+        "auth_type = md5\nadmin_users = admin\nstats_users = stats\nmetrics_addr = 127.0.0.1:{port}\n{extra}"
+    )
+}
