@@ -12,8 +12,10 @@ use crate::config::AuthType;
 use crate::login::auth::{ClientAuthMethod, authenticate};
 use crate::login::{FirstPacket, LoginError, read_first_packet, startup_parameters};
 use crate::net::Stream;
+use crate::router::HostGroup;
 use crate::server::{ServerCredentials, ServerParams};
 use crate::session::params::ClientParams;
+use crate::session::routing::SessionRouter;
 use crate::session::{ClientSession, SessionError};
 
 /// Serves one accepted connection until it closes.
@@ -53,6 +55,10 @@ pub async fn handle(mut stream: Stream, pooler: Arc<Pooler>, shutdown: Cancellat
                 welcomed.admission,
             )
             .with_registration(welcomed.registration);
+            let session = match pooler.group_for(&welcomed.entry) {
+                Some(group) => session.with_router(SessionRouter::new(group)),
+                None => session,
+            };
             session.run().await;
         }
         Ok(None) => {}
@@ -167,16 +173,19 @@ async fn login(
             *credentials = ServerCredentials::ScramKeys(keys);
         }
     }
-    let welcome = welcome_params(&entry).await.map_err(|e| match e {
-        SessionError::Pool(crate::pool::PoolError::ServerLogin(f)) => {
-            let message = f.message.clone();
-            LoginError::Rejected {
-                sqlstate: sqlstate::CONNECTION_FAILURE,
-                message,
+    let group = pooler.group_for(&entry);
+    let welcome = welcome_params(&entry, group.as_deref())
+        .await
+        .map_err(|e| match e {
+            SessionError::Pool(crate::pool::PoolError::ServerLogin(f)) => {
+                let message = f.message.clone();
+                LoginError::Rejected {
+                    sqlstate: sqlstate::CONNECTION_FAILURE,
+                    message,
+                }
             }
-        }
-        other => LoginError::rejected(sqlstate::CONNECTION_FAILURE, other.to_string()),
-    })?;
+            other => LoginError::rejected(sqlstate::CONNECTION_FAILURE, other.to_string()),
+        })?;
     let params = ClientParams::new(&welcome, &tracked, &g.track_extra_parameters);
     let cancel = pooler.cancels.register();
     write_welcome(&mut out, &welcome, &params, &cancel)?;
@@ -262,13 +271,41 @@ fn negotiate(message: &StartupMessage, out: &mut BytesMut) -> Result<(), LoginEr
     Ok(())
 }
 
+/// How long the first login of a host group waits for the health checks to find roles.
+const WELCOME_ROLE_WAIT: std::time::Duration = crate::router::monitor::PROBE_TIMEOUT;
+
 /// The server parameters new clients of `entry` are welcomed with, learned from a real
 /// server login the first time.
-async fn welcome_params(entry: &PoolEntry) -> Result<ServerParams, SessionError> {
+/// For a host group, the hosts are tried primary first, once their roles are known.
+async fn welcome_params(
+    entry: &PoolEntry,
+    group: Option<&HostGroup>,
+) -> Result<ServerParams, SessionError> {
     if let Some(params) = entry.welcome.lock().clone() {
         return Ok(params);
     }
-    let server = entry.pool.checkout().wait().await?;
+    let server = match group {
+        Some(group) => {
+            group.wait_first_check(WELCOME_ROLE_WAIT).await;
+            let mut last_error = None;
+            let mut found = None;
+            for host in group.welcome_order() {
+                match host.pool.checkout().wait().await {
+                    Ok(server) => {
+                        found = Some(server);
+                        break;
+                    }
+                    Err(e) => last_error = Some(e),
+                }
+            }
+            match (found, last_error) {
+                (Some(server), _) => server,
+                (None, Some(e)) => return Err(e.into()),
+                (None, None) => return Err(SessionError::Fatal("no server in the host list")),
+            }
+        }
+        None => entry.pool.checkout().wait().await?,
+    };
     let params = server.params.clone();
     server.checkin();
     *entry.welcome.lock() = Some(params.clone());

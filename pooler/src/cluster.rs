@@ -19,6 +19,7 @@ use crate::login::LoginError;
 use crate::net::KeepaliveOptions;
 use crate::pool::{Budget, Pool, PoolSettings};
 use crate::registry::{RegisteringConnector, Registry};
+use crate::router::{HostGroup, Topology};
 use crate::server::{
     ServerConnection, ServerConnector, ServerCredentials, ServerEndpoint, ServerParams,
     ServerTarget,
@@ -44,14 +45,20 @@ pub struct PoolEntry {
     pub welcome: Mutex<Option<ServerParams>>,
     /// Failed server connection attempts by kind (metrics).
     pub connect_errors: Arc<ConnectErrors>,
+    /// `host:port` of this pool's server when it is one host of a role-aware host list.
+    pub host: Option<String>,
 }
+
+/// (database, server user, host index): host index 0 unless the entry is a host group.
+type PoolKey = (String, String, usize);
 
 /// Shared state of a running pooler.
 #[derive(Debug)]
 pub struct Pooler {
     config: ArcSwap<Config>,
     secrets: ArcSwap<UserSecrets>,
-    pools: Mutex<HashMap<(String, String), Arc<PoolEntry>>>,
+    pools: Mutex<HashMap<PoolKey, Arc<PoolEntry>>>,
+    groups: Mutex<HashMap<(String, String), Arc<HostGroup>>>,
     db_budgets: Mutex<HashMap<String, Arc<Budget>>>,
     user_budgets: Mutex<HashMap<String, Arc<Budget>>>,
     /// Every distinct prepared statement.
@@ -110,6 +117,7 @@ impl Pooler {
             config: ArcSwap::from_pointee(config),
             secrets: ArcSwap::from_pointee(secrets),
             pools: Mutex::new(HashMap::new()),
+            groups: Mutex::new(HashMap::new()),
             db_budgets: Mutex::new(HashMap::new()),
             user_budgets: Mutex::new(HashMap::new()),
             statements: Arc::new(StatementRegistry::default()),
@@ -161,10 +169,11 @@ impl Pooler {
     /// Removes every pool of `database` (KILL) and returns them for closing; new
     /// clients get fresh pools.
     pub fn remove_pools(&self, database: &str) -> Vec<Arc<PoolEntry>> {
+        self.groups.lock().retain(|(db, _), _| db != database);
         let mut pools = self.pools.lock();
         let keys: Vec<_> = pools
             .keys()
-            .filter(|(db, _)| db == database)
+            .filter(|(db, _, _)| db == database)
             .cloned()
             .collect();
         keys.iter().filter_map(|k| pools.remove(k)).collect()
@@ -254,7 +263,7 @@ impl Pooler {
             )
         })?;
         let server_user = db.user.clone().unwrap_or_else(|| user.to_owned());
-        let key = (database.to_owned(), server_user.clone());
+        let key = (database.to_owned(), server_user.clone(), 0);
         if let Some(entry) = self.pools.lock().get(&key) {
             if let Some(secret) = secret {
                 let mut credentials = entry.credentials.lock();
@@ -264,11 +273,94 @@ impl Pooler {
             }
             return Ok(Arc::clone(entry));
         }
-        let entry = Arc::new(self.new_pool(&config, &db, database, &server_user, secret));
+        if db.routing.is_role_aware() && db.hosts.len() > 1 {
+            return Ok(self.new_group(&config, &db, database, &server_user, secret));
+        }
+        let credentials = self.initial_credentials(&db, &server_user, secret);
+        let entry =
+            Arc::new(self.new_pool(&config, &db, database, &server_user, credentials, None));
         if self.console.is_database_paused(database) {
             entry.pool.pause();
         }
         Ok(Arc::clone(self.pools.lock().entry(key).or_insert(entry)))
+    }
+
+    /// The host group of a client's pool, when its database entry is role-aware.
+    pub fn group_for(&self, entry: &PoolEntry) -> Option<Arc<HostGroup>> {
+        entry.host.as_ref()?;
+        let key = (entry.database.clone(), entry.user.clone());
+        self.groups.lock().get(&key).cloned()
+    }
+
+    /// Creates the per-host pools of a role-aware entry, their topology and health
+    /// monitor; returns the first host's pool (the key under which the group is found).
+    fn new_group(
+        &self,
+        config: &Config,
+        db: &DatabaseConfig,
+        database: &str,
+        user: &str,
+        secret: Option<&StoredSecret>,
+    ) -> Arc<PoolEntry> {
+        let credentials = self.initial_credentials(db, user, secret);
+        let hosts = (0..db.hosts.len())
+            .map(|i| {
+                let credentials = Arc::clone(&credentials);
+                Arc::new(self.new_pool(config, db, database, user, credentials, Some(i)))
+            })
+            .collect();
+        let mut volatile: Vec<String> = crate::router::DEFAULT_VOLATILE_FUNCTIONS
+            .iter()
+            .map(|f| (*f).to_owned())
+            .collect();
+        volatile.extend(db.routing.volatile_functions.iter().cloned());
+        let group = Arc::new(HostGroup {
+            hosts,
+            topology: Topology::new(db.hosts.len(), db.routing.clone()),
+            volatile,
+            is_split: db.routing.read_write_split,
+            target_session_attrs: db.routing.target_session_attrs,
+        });
+        let monitors = (0..db.hosts.len())
+            .map(|i| {
+                let mut target = server_target(config, db, user, Arc::clone(&credentials), Some(i));
+                target
+                    .startup_params
+                    .retain(|(name, _)| name != "application_name");
+                target
+                    .startup_params
+                    .push(("application_name".into(), "pooler health check".into()));
+                ServerConnector::new(target)
+            })
+            .collect();
+        crate::router::monitor::spawn(&group, monitors);
+        let mut pools = self.pools.lock();
+        for (i, entry) in group.hosts.iter().enumerate() {
+            if self.console.is_database_paused(database) {
+                entry.pool.pause();
+            }
+            pools.insert((database.to_owned(), user.to_owned(), i), Arc::clone(entry));
+        }
+        drop(pools);
+        let first = Arc::clone(&group.hosts[0]);
+        self.groups
+            .lock()
+            .insert((database.to_owned(), user.to_owned()), group);
+        first
+    }
+
+    /// What a new pool logs in to the server with (shared by a group's host pools).
+    fn initial_credentials(
+        &self,
+        db: &DatabaseConfig,
+        user: &str,
+        secret: Option<&StoredSecret>,
+    ) -> Arc<Mutex<ServerCredentials>> {
+        let credentials = match (&db.user, &db.password) {
+            (Some(_), Some(password)) => ServerCredentials::Password(password.expose().to_owned()),
+            _ => server_credentials(self.secret(user).or_else(|| secret.cloned())),
+        };
+        Arc::new(Mutex::new(credentials))
     }
 
     fn new_pool(
@@ -277,15 +369,11 @@ impl Pooler {
         db: &DatabaseConfig,
         database: &str,
         user: &str,
-        secret: Option<&StoredSecret>,
+        credentials: Arc<Mutex<ServerCredentials>>,
+        host: Option<usize>,
     ) -> PoolEntry {
         let settings = config.pool_settings(database, user);
-        let credentials = match (&db.user, &db.password) {
-            (Some(_), Some(password)) => ServerCredentials::Password(password.expose().to_owned()),
-            _ => server_credentials(self.secret(user).or_else(|| secret.cloned())),
-        };
-        let credentials = Arc::new(Mutex::new(credentials));
-        let target = server_target(config, db, user, Arc::clone(&credentials));
+        let target = server_target(config, db, user, Arc::clone(&credentials), host);
         let budgets = self.budgets(database, user, &settings);
         let connect_errors = Arc::new(ConnectErrors::default());
         let connector = RegisteringConnector::new(
@@ -296,7 +384,10 @@ impl Pooler {
             Arc::clone(&connect_errors),
         );
         let pool = Pool::new(
-            format!("{database}/{user}"),
+            match host {
+                Some(i) => format!("{database}/{user}@{}", host_label(db, i)),
+                None => format!("{database}/{user}"),
+            },
             pool_settings(&settings, config),
             Box::new(connector),
             budgets,
@@ -309,6 +400,7 @@ impl Pooler {
             settings,
             welcome: Mutex::new(None),
             connect_errors,
+            host: host.map(|i| host_label(db, i)),
         }
     }
 
@@ -354,6 +446,7 @@ impl Pooler {
             },
             is_logging_disconnections: g.log_disconnections,
             is_logging_pooler_errors: g.log_pooler_errors,
+            route_wait_timeout: nonzero(s.query_wait_timeout),
         }
     }
 }
@@ -407,10 +500,11 @@ fn server_target(
     db: &DatabaseConfig,
     user: &str,
     credentials: Arc<Mutex<ServerCredentials>>,
+    host: Option<usize>,
 ) -> ServerTarget {
     let g = &config.general;
-    // Host lists are served by the read/write split; a plain pool uses the first host.
-    let endpoint = match db.hosts.first() {
+    // A host group's pool uses its own host; a plain pool uses the first host.
+    let endpoint = match db.hosts.get(host.unwrap_or(0)) {
         Some(h) => ServerEndpoint::new(&h.host, h.port.unwrap_or(db.port)),
         None => ServerEndpoint::new(&g.unix_socket_dir, db.port),
     };
@@ -436,6 +530,15 @@ fn server_target(
         keepalive: keepalive(config),
         max_prepared_statements: g.max_prepared_statements as usize,
         max_packet_size: g.max_packet_size as usize,
+    }
+}
+
+/// `host:port` of host `i` of `db`'s list.
+fn host_label(db: &DatabaseConfig, i: usize) -> String {
+    match db.hosts.get(i) {
+        Some(h) if h.host.contains(':') => format!("[{}]:{}", h.host, h.port.unwrap_or(db.port)),
+        Some(h) => format!("{}:{}", h.host, h.port.unwrap_or(db.port)),
+        None => String::new(),
     }
 }
 

@@ -130,22 +130,28 @@ fn pools(ctx: &Context<'_>) -> ResultSet {
     admin_row.extend(std::iter::repeat_n(value(0), 12));
     admin_row.extend([value("statement"), None]);
     rows.push((admin_key.0.clone(), admin_key.1.clone(), admin_row));
+    // The host pools of a read/write-split entry are one row, as in PgBouncer.
+    let mut merged: BTreeMap<(String, String), PoolCounts> = BTreeMap::new();
     for entry in sorted_pools(ctx) {
-        let key = (entry.database.clone(), entry.user.clone());
-        let (logged_in, waiting) = clients.get(&key).copied().unwrap_or_default();
         let counts = pool_counts(ctx, &entry);
-        let mode = ctx
-            .config
-            .pool_settings(&entry.database, &entry.user)
-            .pool_mode;
-        let db = ctx.config.database(&entry.database);
+        let key = (entry.database.clone(), entry.user.clone());
+        merged
+            .entry(key)
+            .and_modify(|m| m.merge(&counts))
+            .or_insert(counts);
+    }
+    for (key, counts) in merged {
+        let entry = (&key.0, &key.1);
+        let (logged_in, waiting) = clients.get(&key).copied().unwrap_or_default();
+        let mode = ctx.config.pool_settings(entry.0, entry.1).pool_mode;
+        let db = ctx.config.database(entry.0);
         let wait = counts.max_wait;
         rows.push((
-            key.0,
-            key.1,
+            key.0.clone(),
+            key.1.clone(),
             vec![
-                value(&entry.database),
-                value(&entry.user),
+                value(entry.0),
+                value(entry.1),
                 value(logged_in.saturating_sub(waiting)),
                 value(waiting),
                 value(0),

@@ -7,7 +7,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::keys::{PoolMode, parse_bool, parse_c_integer, parse_seconds};
+use super::keys::PoolMode;
+use super::routing::RoutingOptions;
 use super::{ConfigErrorKind, ConfigWarningKind};
 
 /// The database name reserved for the admin console.
@@ -51,34 +52,6 @@ choice_enum! {
     }
 }
 
-choice_enum! {
-    /// `target_session_attrs`: which kind of server a connection must reach (libpq's values).
-    TargetSessionAttrs default Any {
-        /// Any server.
-        Any = "any",
-        /// A server accepting writes.
-        ReadWrite = "read-write",
-        /// A server refusing writes.
-        ReadOnly = "read-only",
-        /// A server not in recovery.
-        Primary = "primary",
-        /// A server in recovery.
-        Standby = "standby",
-        /// A standby if one is up, else the primary.
-        PreferStandby = "prefer-standby",
-    }
-}
-
-choice_enum! {
-    /// `replica_selection` (alias `load_balance`): how a replica is picked for reads.
-    ReplicaSelection default RoundRobin {
-        /// Rotate through the replicas.
-        RoundRobin = "round-robin",
-        /// The replica with the fewest server connections in use.
-        LeastConnections = "least-connections",
-    }
-}
-
 /// One destination of a `host=` list: a host name, IP, `/dir` (Unix socket) or `@name`
 /// (abstract socket), optionally with its own port (`host:port`, `[v6]:port`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,21 +67,6 @@ impl HostSpec {
     pub fn is_unix_socket(&self) -> bool {
         self.host.starts_with('/') || self.host.starts_with('@')
     }
-}
-
-/// pooler's read/write-split extension keys of a `[databases]` entry (stored now, used later).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RoutingOptions {
-    /// `read_write_split=on`: send read-only transactions to replicas of the host list.
-    pub read_write_split: bool,
-    /// `target_session_attrs`: kind of server for this entry's connections.
-    pub target_session_attrs: TargetSessionAttrs,
-    /// `replica_selection` / `load_balance`: how a replica is chosen.
-    pub replica_selection: ReplicaSelection,
-    /// `max_replica_lag` (seconds): replicas lagging more are skipped; `None` = no limit.
-    pub max_replica_lag: Option<Duration>,
-    /// `replica_weights=1,2,2`: relative weight per host of the list; empty = equal.
-    pub replica_weights: Vec<u32>,
 }
 
 /// A `[databases]` entry. `None` means "not set here": the global value or a default applies.
@@ -421,60 +379,11 @@ pub fn parse_database(name: &str, connstr: &str) -> EntryResult<DatabaseConfig> 
             "client_encoding" => db.client_encoding = Some(value),
             "datestyle" => db.datestyle = Some(value),
             "timezone" => db.timezone = Some(value),
-            _ => parse_routing_key(&mut db.routing, &key, &value)?,
+            _ => super::routing::parse_routing_key(&mut db.routing, &key, &value)?,
         }
     }
-    let weights = db.routing.replica_weights.len();
-    if weights != 0 && weights != db.hosts.len() {
-        let expected = format!("one weight per host ({} hosts)", db.hosts.len());
-        let value = join_weights(&db.routing.replica_weights);
-        return Err(invalid("replica_weights", &value, &expected));
-    }
+    super::routing::check_weights(&db.routing, db.hosts.len())?;
     Ok((db, values.warnings))
-}
-
-fn join_weights(weights: &[u32]) -> String {
-    let texts: Vec<String> = weights.iter().map(u32::to_string).collect();
-    texts.join(",")
-}
-
-fn parse_routing_key(
-    routing: &mut RoutingOptions,
-    key: &str,
-    value: &str,
-) -> Result<(), ConfigErrorKind> {
-    match key {
-        "read_write_split" => {
-            routing.read_write_split =
-                parse_bool(value).ok_or_else(|| invalid(key, value, "on or off"))?;
-        }
-        "target_session_attrs" => {
-            routing.target_session_attrs = TargetSessionAttrs::parse(value)
-                .ok_or_else(|| invalid(key, value, &TargetSessionAttrs::NAMES.join(", ")))?;
-        }
-        "replica_selection" | "load_balance" => {
-            routing.replica_selection = ReplicaSelection::parse(value)
-                .ok_or_else(|| invalid(key, value, "round-robin or least-connections"))?;
-        }
-        "max_replica_lag" => {
-            let lag = parse_seconds(value)
-                .ok_or_else(|| invalid(key, value, "a non-negative number of seconds"))?;
-            routing.max_replica_lag = Some(lag);
-        }
-        "replica_weights" => {
-            routing.replica_weights = value
-                .split(',')
-                .map(|weight| parse_c_integer(weight.trim()).and_then(|w| u32::try_from(w).ok()))
-                .collect::<Option<Vec<u32>>>()
-                .ok_or_else(|| invalid(key, value, "a comma list of non-negative integers"))?;
-        }
-        _ => {
-            return Err(ConfigErrorKind::UnrecognizedConnectionParameter {
-                key: key.to_owned(),
-            });
-        }
-    }
-    Ok(())
 }
 
 /// Parses a `host=` value: a comma list of `host`, `host:port`, `[ipv6]:port`, `/dir`, `@name`.

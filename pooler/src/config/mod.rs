@@ -9,6 +9,7 @@ pub mod keys;
 mod connstr;
 mod error;
 mod ini;
+mod routing;
 mod url;
 mod userlist;
 mod validate;
@@ -23,13 +24,16 @@ use std::time::Duration;
 
 pub use connstr::{
     ADMIN_DATABASE, DEFAULT_PEER_PORT, DEFAULT_SERVER_PORT, DatabaseConfig, FALLBACK_DATABASE,
-    HostSpec, LoadBalanceHosts, Password, PeerConfig, ReplicaSelection, RoutingOptions,
-    TargetSessionAttrs, UserConfig, parse_pairs,
+    HostSpec, LoadBalanceHosts, Password, PeerConfig, UserConfig, parse_pairs,
 };
 pub use error::{ConfigError, ConfigErrorKind, ConfigWarning, ConfigWarningKind, Location};
 pub use ini::{IniItem, MAX_INCLUDE_DEPTH, parse_ini_text, read_ini};
 pub use keys::{
     AuthType, General, LogFormat, PoolMode, Reload, Settings, SslMode, Support, markdown_key_table,
+};
+pub use routing::{
+    DEFAULT_BAN_TIME, DEFAULT_HEALTH_CHECK_PERIOD, ReadYourWrites, ReplicaSelection,
+    RoutingOptions, TargetSessionAttrs,
 };
 pub use url::{SIDECAR_SOURCE, SidecarArgs, sidecar_config};
 pub use userlist::{MAX_PASSWORD, MAX_USERNAME, UserSecrets, load_auth_file, parse_auth_file};

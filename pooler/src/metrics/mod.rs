@@ -93,27 +93,34 @@ impl Families {
 fn pooler_families(families: &mut Families, pooler: &Pooler) {
     let check_delay = pooler.config().general.server_check_delay;
     for entry in pooler.pools() {
+        // Host pools of a read/write-split entry carry their `host` as a third label.
         let pairs = [
             ("database", entry.database.as_str()),
             ("user", entry.user.as_str()),
+            ("host", entry.host.as_deref().unwrap_or_default()),
         ];
+        let pairs = if entry.host.is_some() {
+            &pairs[..]
+        } else {
+            &pairs[..2]
+        };
         let stats = entry.pool.stats();
         families.histogram(
             "pooler_client_wait_seconds",
             "Time clients waited for a server connection",
-            &pairs,
+            pairs,
             &stats.wait_histogram.snapshot(),
         );
         families.histogram(
             "pooler_transaction_duration_seconds",
             "Time a server connection stayed linked to a client for one transaction",
-            &pairs,
+            pairs,
             &stats.xact_histogram.snapshot(),
         );
         families.histogram(
             "pooler_query_duration_seconds",
             "Time from a request sent to the server to its ReadyForQuery",
-            &pairs,
+            pairs,
             &stats.query_histogram.snapshot(),
         );
         let counts = entry.pool.counts(check_delay);
@@ -121,7 +128,7 @@ fn pooler_families(families: &mut Families, pooler: &Pooler) {
             "pooler_reserve_connections_in_use",
             "Server connections beyond pool_size, taken from the reserve pool",
             MetricType::GAUGE,
-            &pairs,
+            pairs,
             counts.reserve_in_use as f64,
         );
         for (kind, n) in entry.connect_errors.snapshot() {
@@ -129,7 +136,7 @@ fn pooler_families(families: &mut Families, pooler: &Pooler) {
                 "pooler_server_connect_errors_total",
                 "Failed server connection attempts by kind",
                 MetricType::COUNTER,
-                &[pairs[0], pairs[1], ("kind", kind.as_str())],
+                &[pairs, &[("kind", kind.as_str())]].concat(),
                 n as f64,
             );
         }
@@ -137,7 +144,7 @@ fn pooler_families(families: &mut Families, pooler: &Pooler) {
             "pooler_server_connections_lost_total",
             "Linked server connections that broke mid-session (server conn crashed?)",
             MetricType::COUNTER,
-            &pairs,
+            pairs,
             stats
                 .server_lost_count
                 .load(std::sync::atomic::Ordering::Relaxed) as f64,

@@ -145,6 +145,20 @@ pub struct PoolCounts {
     pub is_paused: bool,
 }
 
+impl PoolCounts {
+    /// Adds `other` (another host's pool of the same database and user).
+    pub fn merge(&mut self, other: &PoolCounts) {
+        self.active += other.active;
+        self.idle += other.idle;
+        self.used += other.used;
+        self.connecting += other.connecting;
+        self.waiting += other.waiting;
+        self.max_wait = self.max_wait.max(other.max_wait);
+        self.reserve_in_use += other.reserve_in_use;
+        self.is_paused |= other.is_paused;
+    }
+}
+
 pub(crate) struct Shared<C> {
     inner: Mutex<Inner<C>>,
     settings: Mutex<PoolSettings>,

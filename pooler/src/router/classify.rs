@@ -59,7 +59,7 @@ pub const DEFAULT_VOLATILE_FUNCTIONS: &[&str] = &[
 
 /// Classifies `sql` (one or more statements). `volatile` is the configured list of
 /// functions that make a SELECT a write (see [`DEFAULT_VOLATILE_FUNCTIONS`]).
-pub fn classify(sql: &[u8], volatile: &[&str]) -> Classification {
+pub fn classify<S: AsRef<str>>(sql: &[u8], volatile: &[S]) -> Classification {
     let mut lexer = Lexer {
         sql,
         pos: 0,
@@ -74,6 +74,9 @@ pub fn classify(sql: &[u8], volatile: &[&str]) -> Classification {
             (None, None) => Class::Read, // empty query: nothing to route
             (Some(Class::Read), Some(Class::Read)) => Class::Read,
             (Some(first @ Class::Begin { .. }), Some(Class::Read)) => first,
+            (Some(Class::Begin { .. }), Some(Class::SetReadOnly)) => {
+                Class::Begin { is_read_only: true }
+            }
             (Some(_), Some(_)) => Class::Write,
         });
         if lexer.pos >= sql.len() {
@@ -87,7 +90,7 @@ pub fn classify(sql: &[u8], volatile: &[&str]) -> Classification {
 }
 
 /// Classifies the next statement up to a top-level `;`. `None` for an empty statement.
-fn classify_statement(lexer: &mut Lexer<'_>, volatile: &[&str]) -> Option<Class> {
+fn classify_statement<S: AsRef<str>>(lexer: &mut Lexer<'_>, volatile: &[S]) -> Option<Class> {
     let first = match lexer.next()? {
         Token::Semicolon => return None,
         Token::Word(word) => word,
@@ -106,7 +109,7 @@ fn classify_statement(lexer: &mut Lexer<'_>, volatile: &[&str]) -> Option<Class>
 }
 
 /// A statement that may read: look for anything that writes or locks.
-fn scan_read(lexer: &mut Lexer<'_>, volatile: &[&str]) -> Class {
+fn scan_read<S: AsRef<str>>(lexer: &mut Lexer<'_>, volatile: &[S]) -> Class {
     let mut class = Class::Read;
     let mut previous: Option<&[u8]> = None;
     while let Some(token) = lexer.next() {
@@ -136,7 +139,7 @@ fn scan_read(lexer: &mut Lexer<'_>, volatile: &[&str]) -> Class {
     class
 }
 
-fn is_volatile_call(word: &[u8], lexer: &Lexer<'_>, volatile: &[&str]) -> bool {
+fn is_volatile_call<S: AsRef<str>>(word: &[u8], lexer: &Lexer<'_>, volatile: &[S]) -> bool {
     if !lexer.next_is_open_paren() {
         return false;
     }
@@ -147,7 +150,7 @@ fn is_volatile_call(word: &[u8], lexer: &Lexer<'_>, volatile: &[&str]) -> bool {
         || starts_with(b"pg_try_advisory_")
         || volatile
             .iter()
-            .any(|f| word.eq_ignore_ascii_case(f.as_bytes()))
+            .any(|f| word.eq_ignore_ascii_case(f.as_ref().as_bytes()))
 }
 
 /// `BEGIN [WORK|TRANSACTION] [READ ONLY|READ WRITE|ISOLATION …]` / `START TRANSACTION …`.

@@ -73,6 +73,24 @@ pub struct Exchange {
 }
 
 impl Exchange {
+    /// Whether a forwarded Sync, Query or FunctionCall still waits for ReadyForQuery.
+    pub fn awaits_ready_for_query(&self) -> bool {
+        self.ready_for_query_count() > 0
+    }
+
+    /// Forwarded Syncs, Queries and FunctionCalls still waiting for ReadyForQuery.
+    pub fn ready_for_query_count(&self) -> usize {
+        self.queue
+            .iter()
+            .filter(|p| {
+                matches!(
+                    p,
+                    Pending::Forward(Expect::Sync | Expect::Query | Expect::FunctionCall)
+                )
+            })
+            .count()
+    }
+
     /// Whether every forwarded message got its final reply.
     #[inline]
     pub fn is_idle(&self) -> bool {

@@ -94,7 +94,9 @@ impl ClientSession {
 fn client_message(error: &SessionError) -> Option<(String, String)> {
     let (code, message) = match error {
         SessionError::ClientClosed | SessionError::ClientIo(_) => return None,
-        SessionError::ServerClosed(_) => (sqlstate::CONNECTION_FAILURE, error.to_string()),
+        SessionError::ServerClosed(_) | SessionError::ServerRetryable(_) => {
+            (sqlstate::CONNECTION_FAILURE, error.to_string())
+        }
         SessionError::Pool(PoolError::ServerLogin(failure)) => {
             let code = failure.sqlstate.clone();
             let code = code.unwrap_or_else(|| sqlstate::CONNECTION_FAILURE.to_owned());
@@ -119,6 +121,7 @@ fn is_server_side(error: &SessionError) -> bool {
     matches!(
         error,
         SessionError::ServerClosed(_)
+            | SessionError::ServerRetryable(_)
             | SessionError::ServerProtocol(_)
             | SessionError::ServerParameter(_)
             | SessionError::Pool(PoolError::ServerLogin(_) | PoolError::LoginRetry(_))

@@ -4,6 +4,9 @@
 
 pub mod exchange;
 mod finish;
+mod link;
+mod lost;
+pub mod routing;
 
 pub use finish::{fatal, log_pooler_error};
 pub mod params;
@@ -15,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use protocol::ProtocolError;
-use protocol::pg::{BackendTag, FrameSplitter, TransactionStatus, encode, peek_header};
+use protocol::pg::{BackendTag, FrameSplitter, TransactionStatus, peek_header};
 use tokio::io::{Interest, Ready};
 use tokio_util::sync::CancellationToken;
 
@@ -23,7 +26,7 @@ use crate::cancel::CancelHandle;
 use crate::config::PoolMode;
 use crate::pool::{Pool, PoolError, PooledServer};
 use crate::server::ServerConnection;
-use exchange::{Exchange, Pending};
+use exchange::Exchange;
 use params::ClientParams;
 use prepared::{ClientStatements, StatementRegistry};
 use relay::{ClientFlow, Link};
@@ -61,6 +64,10 @@ pub enum SessionError {
     /// The pooler is shutting down.
     #[error("pooler is shutting down")]
     Shutdown,
+    /// A replica answered its first reply with an error that another host may not give
+    /// (shutdown, recovery conflict): the transaction moves if nothing reached the client.
+    #[error("server conn crashed? ({0})")]
+    ServerRetryable(String),
 }
 
 impl SessionError {
@@ -97,6 +104,19 @@ pub struct SessionSettings {
     pub is_logging_disconnections: bool,
     /// `log_pooler_errors`.
     pub is_logging_pooler_errors: bool,
+    /// How long a routed transaction waits for a usable host (`query_wait_timeout`).
+    pub route_wait_timeout: Option<Duration>,
+}
+
+/// Client frames sent to a replica before its first reply, to resend elsewhere if the
+/// replica fails.
+#[derive(Debug)]
+struct Retry {
+    frames: BytesMut,
+    /// `client_out`'s length at link time: any change means the client saw a reply.
+    client_out_len: usize,
+    /// Moves so far for this transaction.
+    reroutes: u32,
 }
 
 /// A logged-in client connection.
@@ -121,6 +141,11 @@ pub struct ClientSession {
     _admission: crate::cluster::ClientSlot,
     /// This client's entry in the console's registry (SHOW CLIENTS, KILL_CLIENT).
     registration: crate::registry::ClientRegistration,
+    /// Read/write routing when the client's database is a host group.
+    router: Option<routing::SessionRouter>,
+    retry: Option<Retry>,
+    /// The server died mid-transaction: answer locally until the client ends it.
+    lost: Option<lost::LostTransaction>,
 }
 
 impl ClientSession {
@@ -159,7 +184,16 @@ impl ClientSession {
             last_request_at: now,
             _admission: admission,
             registration: crate::registry::ClientRegistration::detached(),
+            router: None,
+            retry: None,
+            lost: None,
         }
+    }
+
+    /// Routes the session's transactions across a host group.
+    pub fn with_router(mut self, router: routing::SessionRouter) -> Self {
+        self.router = Some(router);
+        self
     }
 
     /// Lists the session in the console's registry; KILL_CLIENT then ends it.
@@ -178,11 +212,24 @@ impl ClientSession {
     async fn serve(&mut self) -> Result<(), SessionError> {
         loop {
             if self.server.is_some() {
-                self.active_step().await?;
+                if let Err(error) = self.active_step().await {
+                    if self.can_reroute(&error) {
+                        self.reroute();
+                    } else if !self.survive_server_loss(&error) {
+                        return Err(error);
+                    }
+                    continue;
+                }
                 if self.is_releasable() {
-                    self.release();
+                    self.release().await;
                 }
             } else if self.has_complete_frame()? {
+                if self.lost.is_some() {
+                    self.answer_lost_transaction()?;
+                    if self.lost.is_some() || !self.has_complete_frame()? {
+                        continue;
+                    }
+                }
                 self.link_server().await?;
             } else {
                 self.idle_step().await?;
@@ -265,75 +312,6 @@ impl ClientSession {
         }
     }
 
-    /// Gets a server for the client's next transaction, watching the client meanwhile.
-    async fn link_server(&mut self) -> Result<(), SessionError> {
-        if self.is_terminate_next() {
-            return Err(SessionError::ClientClosed);
-        }
-        let mut server = loop {
-            let mut server = self.checkout().await?;
-            if self.is_healthy(&mut server).await? {
-                break server;
-            }
-        };
-        let stats = self.pool.stats();
-        crate::stats::PoolStats::add(&stats.server_assignment_count, 1);
-        crate::stats::PoolStats::add(&stats.wait_time_us, server.waited.as_micros() as u64);
-        stats.wait_histogram.observe(server.waited);
-        self.registration.on_link(&server);
-        let synced = (self.params.fingerprint(), server.params.version());
-        if server.params_synced == Some(synced) {
-            // Same parameters as the last client this server matched: nothing to do.
-        } else if let Some(sql) = self.params.sync_query(&mut server.params) {
-            encode::query(&mut self.server_out, sql.as_bytes()).map_err(SessionError::Protocol)?;
-            self.exchange
-                .push(Pending::InjectedQuery, &mut self.client_out);
-        } else {
-            server.params_synced = Some(synced);
-        }
-        self.cancel.link(&server);
-        self.linked_at = Instant::now();
-        self.server = Some(server);
-        Ok(())
-    }
-
-    async fn checkout(&mut self) -> Result<PooledServer<ServerConnection>, SessionError> {
-        let waiting = self.pool.checkout();
-        if waiting.is_ready() {
-            return Ok(waiting.wait().await?);
-        }
-        self.registration.on_wait(Instant::now());
-        let wait = waiting.wait();
-        tokio::pin!(wait);
-        loop {
-            tokio::select! {
-                server = &mut wait => return Ok(server?),
-                () = self.registration.killed() => return Err(self.killed_error()),
-                r = self.client.read_into(&mut self.client_in) => self.on_client_read(r)?,
-            }
-        }
-    }
-
-    /// `server_check_query` on a server idle longer than `server_check_delay`; a server
-    /// that fails it is closed (dropped) and the caller takes another.
-    async fn is_healthy(
-        &self,
-        server: &mut PooledServer<ServerConnection>,
-    ) -> Result<bool, SessionError> {
-        let Some((delay, query)) = &self.settings.server_check else {
-            return Ok(true);
-        };
-        if server.idle_since().elapsed() < *delay {
-            return Ok(true);
-        }
-        let check = server.simple_query(query, self.settings.max_packet_size);
-        Ok(matches!(check.await, Ok(r) if r.status == Some(TransactionStatus::Idle)))
-    }
-
-    fn is_terminate_next(&self) -> bool {
-        self.client_in.first() == Some(&protocol::pg::FrontendTag::Terminate.as_byte())
-    }
-
     /// One round of relaying while a server is linked.
     async fn active_step(&mut self) -> Result<(), SessionError> {
         self.relay_client_frames()?;
@@ -369,7 +347,8 @@ impl ClientSession {
                 return Ok(());
             }
         }
-        let can_read_client = server_out.len() < BACKPRESSURE_BYTES;
+        let can_read_client =
+            server_out.len() < BACKPRESSURE_BYTES && self.client_in.len() < BACKPRESSURE_BYTES;
         let can_read_server = client_out.len() < BACKPRESSURE_BYTES;
         let client_wants = crate::net::interest(can_read_client, !client_out.is_empty());
         let server_wants = crate::net::interest(can_read_server, !server_out.is_empty());
@@ -435,6 +414,12 @@ impl ClientSession {
     }
 
     fn link(&mut self) -> Option<Link<'_>> {
+        let is_routed = self.router.is_some() && self.settings.pool_mode != PoolMode::Session;
+        let retry_base = self
+            .retry
+            .as_ref()
+            .filter(|r| r.client_out_len == self.client_out.len())
+            .map(|r| r.client_out_len);
         let server = self.server.as_deref_mut()?;
         Some(Link {
             server,
@@ -448,17 +433,37 @@ impl ClientSession {
             is_renaming: self.settings.max_prepared_statements > 0
                 && self.settings.pool_mode != PoolMode::Session,
             is_statement_mode: self.settings.pool_mode == PoolMode::Statement,
+            retry_base,
+            is_routed,
         })
     }
 
     fn relay_client_frames(&mut self) -> Result<(), SessionError> {
         let splitter = FrameSplitter::new(self.settings.max_packet_size);
         let mut input = std::mem::take(&mut self.client_in);
+        // On a replica one transaction at a time: frames after a Sync or Query wait until
+        // its ReadyForQuery, so the next transaction is routed on its own.
+        let is_one_at_a_time = self.is_on_replica();
+        let mut retry = self.retry.take();
         let result = (|| {
             let Some(mut link) = self.link() else {
                 return Ok(());
             };
-            while let Some(frame) = splitter.split(&mut input).map_err(SessionError::Protocol)? {
+            loop {
+                if is_one_at_a_time && link.exchange.awaits_ready_for_query() {
+                    break;
+                }
+                let Some(frame) = splitter.split(&mut input).map_err(SessionError::Protocol)?
+                else {
+                    break;
+                };
+                if let Some(r) = retry.as_mut() {
+                    if is_named_parse(&frame) {
+                        retry = None;
+                    } else {
+                        r.frames.extend_from_slice(frame.as_bytes());
+                    }
+                }
                 if link.client_frame(&frame)? == ClientFlow::Terminate {
                     return Err(SessionError::ClientClosed);
                 }
@@ -466,7 +471,17 @@ impl ClientSession {
             Ok(())
         })();
         self.client_in = input;
+        self.retry = retry.filter(|r| r.client_out_len == self.client_out.len());
         result
+    }
+
+    fn is_on_replica(&self) -> bool {
+        self.settings.pool_mode != PoolMode::Session
+            && self
+                .router
+                .as_ref()
+                .and_then(|r| r.current.as_ref())
+                .is_some_and(|c| c.is_replica)
     }
 
     fn relay_server_frames(&mut self) -> Result<(), SessionError> {
@@ -502,6 +517,14 @@ impl ClientSession {
         if let Some(status) = last_status {
             self.on_ready_for_query(status)?;
         }
+        if self
+            .retry
+            .as_ref()
+            .is_some_and(|r| r.client_out_len != self.client_out.len())
+            && result.is_ok()
+        {
+            self.retry = None;
+        }
         result
     }
 
@@ -526,21 +549,6 @@ impl ClientSession {
             && self.status == TransactionStatus::Idle
             && self.exchange.is_idle()
             && self.server_out.is_empty()
-    }
-
-    /// Gives the server back after a completed transaction.
-    fn release(&mut self) {
-        let Some(server) = self.server.take() else {
-            return;
-        };
-        self.cancel.unlink();
-        let stats = self.pool.stats();
-        let xact_time = self.linked_at.elapsed();
-        crate::stats::PoolStats::add(&stats.xact_time_us, xact_time.as_micros() as u64);
-        stats.xact_histogram.observe(xact_time);
-        self.registration.on_release(&server, self.statements.len());
-        // The pool closes it instead if a RECONNECT or server_lifetime retired it.
-        server.checkin();
     }
 
     fn deadline(&self) -> Option<Instant> {
@@ -570,6 +578,13 @@ impl ClientSession {
             SessionError::Fatal("query timeout")
         }
     }
+}
+
+/// A Parse that creates a named statement: it changes the client's statement map, so
+/// its transaction cannot simply be sent again.
+fn is_named_parse(frame: &protocol::pg::Frame) -> bool {
+    let bytes = frame.as_bytes();
+    bytes.first() == Some(&protocol::pg::FrontendTag::Parse.as_byte()) && bytes.get(5) != Some(&0)
 }
 
 async fn sleep_until(at: Option<Instant>) {

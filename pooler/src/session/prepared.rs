@@ -20,6 +20,8 @@ pub struct Statement {
     pub id: u64,
     /// The client's Parse with the name replaced by the server-side name.
     pub parse: Bytes,
+    /// Read/write class of the query, computed on first use by a routed session.
+    pub class: std::sync::OnceLock<crate::router::Classification>,
 }
 
 impl Statement {
@@ -57,7 +59,11 @@ impl StatementRegistry {
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let parse = rename_statement(parse, Statement::server_name(id).as_bytes())?;
-        let statement = Arc::new(Statement { id, parse });
+        let statement = Arc::new(Statement {
+            id,
+            parse,
+            class: std::sync::OnceLock::new(),
+        });
         bucket.push(Arc::clone(&statement));
         Ok(statement)
     }

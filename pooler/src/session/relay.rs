@@ -40,6 +40,12 @@ pub struct Link<'a> {
     /// Statement pooling: a ReadyForQuery inside a transaction block is refused before
     /// it reaches the client.
     pub is_statement_mode: bool,
+    /// `client_out`'s length while a replica transaction may still move to another host
+    /// (nothing reached the client yet); `None` otherwise.
+    pub retry_base: Option<usize>,
+    /// The client is routed across a host group: a server's FATAL is not relayed (the
+    /// session reports the lost server itself and keeps the client).
+    pub is_routed: bool,
 }
 
 /// What the session should do after a client frame.
@@ -214,6 +220,12 @@ impl Link<'_> {
                 return Ok(Some(status));
             }
             Some(BackendTag::ErrorResponse) => {
+                let is_fatal_here = self.is_routed && is_fatal(body);
+                if is_fatal_here
+                    || (self.retry_base == Some(self.client_out.len()) && is_retryable(body))
+                {
+                    return Err(SessionError::ServerRetryable(error_message(body)));
+                }
                 if is_swallowed {
                     let fields = ErrorFields::new(body).map_err(SessionError::ServerProtocol)?;
                     let message = String::from_utf8_lossy(fields.message().unwrap_or_default());
@@ -310,4 +322,30 @@ impl Link<'_> {
             self.statements.clear();
         }
     }
+}
+
+/// An error a replica gives that another host would not: FATAL (shutdown, crash,
+/// terminated backend), a recovery conflict (`40001` on a standby), an operator
+/// intervention (`57P0x`) or a connection exception (`08xxx`).
+fn is_retryable(body: &[u8]) -> bool {
+    let Ok(fields) = ErrorFields::new(body) else {
+        return false;
+    };
+    let code = fields.get(b'C').unwrap_or_default();
+    fields.severity() == Some(b"FATAL")
+        || code == b"40001"
+        || code.starts_with(b"57P")
+        || code.starts_with(b"08")
+}
+
+fn is_fatal(body: &[u8]) -> bool {
+    ErrorFields::new(body).is_ok_and(|f| f.severity() == Some(b"FATAL"))
+}
+
+fn error_message(body: &[u8]) -> String {
+    ErrorFields::new(body)
+        .ok()
+        .and_then(|f| f.message())
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+        .unwrap_or_default()
 }

@@ -20,10 +20,19 @@ impl TestPooler {
     /// Writes pgbouncer.ini (`[databases]` pointing at `node`, `general` extra lines)
     /// and `userlist` lines, loads them as the binary would, and starts serving.
     pub async fn start(node: &PgNode, general: &str, userlist: &str) -> TestPooler {
+        let databases = format!("* = host=127.0.0.1 port={}", node.port());
+        Self::start_with_databases(&databases, general, userlist).await
+    }
+
+    /// Like [`TestPooler::start`] with its own `[databases]` lines.
+    pub async fn start_with_databases(
+        databases: &str,
+        general: &str,
+        userlist: &str,
+    ) -> TestPooler {
         let dir = tempfile::tempdir().unwrap();
         let ini = format!(
-            "[databases]\n* = host=127.0.0.1 port={port}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = 0\nunix_socket_dir = {sock}\nauth_file = {dir}/userlist.txt\n{general}\n",
-            port = node.port(),
+            "[databases]\n{databases}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = 0\nunix_socket_dir = {sock}\nauth_file = {dir}/userlist.txt\n{general}\n",
             sock = dir.path().display(),
             dir = dir.path().display(),
         );

@@ -3,6 +3,9 @@
 
 use super::{Class, DEFAULT_VOLATILE_FUNCTIONS, Hint, classify};
 
+/// No volatile functions at all.
+const NONE: &[&str] = &[];
+
 const R: Class = Class::Read;
 const W: Class = Class::Write;
 
@@ -155,7 +158,7 @@ fn statement_table() {
 
 #[test]
 fn hints_in_comments() {
-    let c = classify(b"/* pooler: primary */ SELECT 1", &[]);
+    let c = classify(b"/* pooler: primary */ SELECT 1", NONE);
     assert_eq!((c.class, c.hint), (Class::Read, Some(Hint::Primary)));
     let c = classify(
         b"SELECT nextval('s') /* pooler: replica */",
@@ -163,10 +166,10 @@ fn hints_in_comments() {
     );
     assert_eq!((c.class, c.hint), (Class::Write, Some(Hint::Replica)));
     assert_eq!(
-        classify(b"/* pooler:PRIMARY*/ select 1", &[]).hint,
+        classify(b"/* pooler:PRIMARY*/ select 1", NONE).hint,
         Some(Hint::Primary)
     );
-    assert_eq!(classify(b"SELECT 'pooler: primary'", &[]).hint, None);
+    assert_eq!(classify(b"SELECT 'pooler: primary'", NONE).hint, None);
 }
 
 #[test]
@@ -175,7 +178,7 @@ fn a_configured_function_makes_a_select_a_write() {
         classify(b"SELECT audit_log('x')", &["audit_log"]).class,
         Class::Write
     );
-    assert_eq!(classify(b"SELECT audit_log('x')", &[]).class, Class::Read);
+    assert_eq!(classify(b"SELECT audit_log('x')", NONE).class, Class::Read);
 }
 
 #[test]

@@ -1,0 +1,93 @@
+//! A host group: the per-host pools of one (database, user) whose `[databases]` entry
+//! lists several hosts with role-aware routing, their shared [`Topology`], and how a
+//! transaction's route becomes a host.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::topology::{Role, Topology, Want};
+use crate::cluster::PoolEntry;
+use crate::config::TargetSessionAttrs;
+
+/// The pools of one (database, user) across the hosts of its `host=` list.
+#[derive(Debug)]
+pub struct HostGroup {
+    /// One pool per host, in `host=` order.
+    pub hosts: Vec<Arc<PoolEntry>>,
+    /// Roles, health and lag of the hosts.
+    pub topology: Arc<Topology>,
+    /// Functions that make a SELECT a write (defaults plus `volatile_functions`).
+    pub volatile: Vec<String>,
+    /// `read_write_split=on`.
+    pub is_split: bool,
+    /// `target_session_attrs` of the entry.
+    pub target_session_attrs: TargetSessionAttrs,
+}
+
+impl HostGroup {
+    /// `host:port` of host `i`, for logs and the console.
+    pub fn label(&self, i: usize) -> &str {
+        self.hosts
+            .get(i)
+            .and_then(|e| e.host.as_deref())
+            .unwrap_or("?")
+    }
+
+    /// Closes the idle connections of host `i` and retires its lent ones.
+    pub fn reconnect_host(&self, i: usize) {
+        if let Some(entry) = self.hosts.get(i) {
+            entry.pool.reconnect();
+        }
+    }
+
+    /// Waits until every host was checked once (at most `limit`), so the first
+    /// transactions after start are routed by real roles.
+    pub async fn wait_first_check(&self, limit: Duration) {
+        let mut changes = self.topology.subscribe();
+        let wait = async {
+            while !self.topology.load().is_complete {
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(limit, wait).await;
+    }
+
+    /// What a transaction of class `is_read` wants from this group, before
+    /// read-your-writes narrows it.
+    pub fn want(&self, is_read: bool, min_lsn: u64) -> Want {
+        let tsa = self.target_session_attrs;
+        if tsa.is_standby_first() {
+            return Want::Replica {
+                min_lsn: 0,
+                fallback: !tsa.is_standby_only(),
+            };
+        }
+        if is_read && self.is_split {
+            Want::Replica {
+                min_lsn,
+                fallback: true,
+            }
+        } else {
+            Want::Primary
+        }
+    }
+
+    /// Hosts to try for a login-time welcome: usable primary first, then replicas,
+    /// then the rest.
+    pub fn welcome_order(&self) -> Vec<Arc<PoolEntry>> {
+        let snapshot = self.topology.load();
+        let rank = |i: usize| match snapshot.hosts.get(i) {
+            Some(h) if h.is_up && h.role == Role::Primary => 0,
+            Some(h) if h.is_up => 1,
+            _ => 2,
+        };
+        let mut order: Vec<usize> = (0..self.hosts.len()).collect();
+        order.sort_by_key(|i| rank(*i));
+        order
+            .into_iter()
+            .map(|i| Arc::clone(&self.hosts[i]))
+            .collect()
+    }
+}

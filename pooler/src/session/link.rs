@@ -1,0 +1,272 @@
+//! Linking a client to a server for its next transaction: the route (host groups), pool
+//! checkout while watching the client, liveness and health checks of the server handed
+//! out, and giving it back afterwards (with the WAL position read-your-writes needs).
+
+use std::time::Instant;
+
+use protocol::pg::{FrontendTag, TransactionStatus, encode, peek_header};
+
+use super::exchange::{Exchange, Pending};
+use super::routing::{CurrentRoute, SessionRouter, TransactionClass};
+use super::{ClientSession, SessionError};
+use crate::config::PoolMode;
+use crate::pool::{PoolError, PooledServer};
+use crate::router::Role;
+use crate::router::topology::parse_lsn;
+use crate::server::ServerConnection;
+
+/// How often one transaction may move to another host after failures that reached no
+/// client (connect failures, a replica lost before its first reply).
+const MAX_REROUTES: u32 = 4;
+
+impl ClientSession {
+    /// Gets a server for the client's next transaction, watching the client meanwhile.
+    pub(super) async fn link_server(&mut self) -> Result<(), SessionError> {
+        if self.is_terminate_next() {
+            return Err(SessionError::ClientClosed);
+        }
+        let mut server = match self.router.take() {
+            Some(mut router) => {
+                let result = self.checkout_routed(&mut router).await;
+                self.router = Some(router);
+                result?
+            }
+            None => self.checkout_checked().await?,
+        };
+        let stats = self.pool.stats();
+        crate::stats::PoolStats::add(&stats.server_assignment_count, 1);
+        crate::stats::PoolStats::add(&stats.wait_time_us, server.waited.as_micros() as u64);
+        stats.wait_histogram.observe(server.waited);
+        self.registration.on_link(&server);
+        let synced = (self.params.fingerprint(), server.params.version());
+        if server.params_synced == Some(synced) {
+            // Same parameters as the last client this server matched: nothing to do.
+        } else if let Some(sql) = self.params.sync_query(&mut server.params) {
+            encode::query(&mut self.server_out, sql.as_bytes()).map_err(SessionError::Protocol)?;
+            self.exchange
+                .push(Pending::InjectedQuery, &mut self.client_out);
+        } else {
+            server.params_synced = Some(synced);
+        }
+        self.cancel.link(&server);
+        self.linked_at = Instant::now();
+        self.server = Some(server);
+        self.arm_retry();
+        Ok(())
+    }
+
+    /// Picks the host for the next transaction and checks a server out of its pool;
+    /// a host that cannot be connected to is reported and another one chosen.
+    async fn checkout_routed(
+        &mut self,
+        router: &mut SessionRouter,
+    ) -> Result<PooledServer<ServerConnection>, SessionError> {
+        let class = match first_frame(&self.client_in, self.settings.max_packet_size) {
+            Some(frame) => router.classify(frame, &self.statements),
+            None => TransactionClass {
+                is_read: false,
+                is_write: true,
+            },
+        };
+        let want = router.want(class, self.settings.pool_mode == PoolMode::Session);
+        let started = Instant::now();
+        for _ in 0..MAX_REROUTES {
+            let limit = self
+                .settings
+                .route_wait_timeout
+                .map(|t| t.saturating_sub(started.elapsed()));
+            let Some(host) = router.choose(want, limit).await else {
+                break;
+            };
+            let topology = &router.group.topology;
+            self.pool = router.group.hosts[host].pool.clone();
+            match self.checkout_checked().await {
+                Ok(server) => {
+                    let role = topology.load().hosts.get(host).map(|h| h.role);
+                    router.current = Some(CurrentRoute {
+                        is_replica: role == Some(Role::Replica),
+                        is_write: class.is_write,
+                        lease: topology.lease(host),
+                    });
+                    return Ok(server);
+                }
+                Err(SessionError::Pool(PoolError::ServerLogin(f) | PoolError::LoginRetry(f)))
+                    if !f.is_server_rejection() =>
+                {
+                    topology.report_failure(host);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(SessionError::Pool(PoolError::QueryWaitTimeout))
+    }
+
+    /// A server from the current pool that is still connected and passes
+    /// `server_check_query` when it is due.
+    async fn checkout_checked(&mut self) -> Result<PooledServer<ServerConnection>, SessionError> {
+        loop {
+            let mut server = self.checkout().await?;
+            if is_alive(&mut server) && self.is_healthy(&mut server).await? {
+                return Ok(server);
+            }
+        }
+    }
+
+    async fn checkout(&mut self) -> Result<PooledServer<ServerConnection>, SessionError> {
+        let waiting = self.pool.checkout();
+        if waiting.is_ready() {
+            return Ok(waiting.wait().await?);
+        }
+        self.registration.on_wait(Instant::now());
+        let wait = waiting.wait();
+        tokio::pin!(wait);
+        loop {
+            tokio::select! {
+                server = &mut wait => return Ok(server?),
+                () = self.registration.killed() => return Err(self.killed_error()),
+                r = self.client.read_into(&mut self.client_in) => self.on_client_read(r)?,
+            }
+        }
+    }
+
+    /// `server_check_query` on a server idle longer than `server_check_delay`; a server
+    /// that fails it is closed (dropped) and the caller takes another.
+    async fn is_healthy(
+        &self,
+        server: &mut PooledServer<ServerConnection>,
+    ) -> Result<bool, SessionError> {
+        let Some((delay, query)) = &self.settings.server_check else {
+            return Ok(true);
+        };
+        if server.idle_since().elapsed() < *delay {
+            return Ok(true);
+        }
+        let check = server.simple_query(query, self.settings.max_packet_size);
+        Ok(matches!(check.await, Ok(r) if r.status == Some(TransactionStatus::Idle)))
+    }
+
+    pub(super) fn is_terminate_next(&self) -> bool {
+        self.client_in.first() == Some(&protocol::pg::FrontendTag::Terminate.as_byte())
+    }
+
+    /// Gives the server back after a completed transaction. After a write on the
+    /// primary it first reads the WAL position this client's reads must wait for.
+    pub(super) async fn release(&mut self) {
+        let Some(mut server) = self.server.take() else {
+            return;
+        };
+        self.cancel.unlink();
+        self.retry = None;
+        let stats = self.pool.stats();
+        let xact_time = self.linked_at.elapsed();
+        crate::stats::PoolStats::add(&stats.xact_time_us, xact_time.as_micros() as u64);
+        stats.xact_histogram.observe(xact_time);
+        self.registration.on_release(&server, self.statements.len());
+        if let Some(router) = self.router.as_mut() {
+            let mut lsn = None;
+            if router.needs_write_lsn() {
+                let query = server.simple_query(
+                    "SELECT pg_current_wal_insert_lsn()",
+                    self.settings.max_packet_size,
+                );
+                match query.await {
+                    Ok(result) if result.status == Some(TransactionStatus::Idle) => {
+                        lsn = result
+                            .rows
+                            .first()
+                            .and_then(|row| row.first().cloned().flatten())
+                            .and_then(|text| parse_lsn(&text));
+                    }
+                    // The server is not in a state to hand on: close it.
+                    _ => return,
+                }
+            }
+            router.finish_transaction(lsn);
+        }
+        // The pool closes it instead if a RECONNECT or server_lifetime retired it.
+        server.checkin();
+    }
+
+    /// Reads that went to a replica may be moved to another host if that replica fails
+    /// before the client saw any reply: remember the client frames sent meanwhile.
+    fn arm_retry(&mut self) {
+        let is_replica = self
+            .router
+            .as_ref()
+            .and_then(|r| r.current.as_ref())
+            .is_some_and(|c| c.is_replica);
+        let reroutes = self.retry.take().map_or(0, |r| r.reroutes);
+        self.retry = (is_replica && reroutes < MAX_REROUTES).then(|| super::Retry {
+            frames: bytes::BytesMut::new(),
+            client_out_len: self.client_out.len(),
+            reroutes,
+        });
+    }
+
+    /// Whether `error` ended a replica transaction that can run again elsewhere.
+    pub(super) fn can_reroute(&self, error: &SessionError) -> bool {
+        let is_lost = matches!(
+            error,
+            SessionError::ServerClosed(_) | SessionError::ServerRetryable(_)
+        );
+        is_lost
+            && self.retry.as_ref().is_some_and(|r| {
+                r.reroutes < MAX_REROUTES && self.client_out.len() == r.client_out_len
+            })
+    }
+
+    /// Drops the failed replica's server, bans the host and puts the client's frames
+    /// back, so the next link sends them to another host.
+    pub(super) fn reroute(&mut self) {
+        let Some(mut retry) = self.retry.take() else {
+            return;
+        };
+        if let Some(current) = self.router.as_mut().and_then(|r| r.current.take()) {
+            if let Some(router) = &self.router {
+                router.group.topology.report_failure(current.lease.host());
+            }
+            tracing::warn!(
+                host = current.lease.host(),
+                "replica failed before its first reply; moving the transaction"
+            );
+        }
+        self.server = None;
+        self.cancel.unlink();
+        self.exchange = Exchange::default();
+        self.status = TransactionStatus::Idle;
+        self.server_out.clear();
+        retry.frames.extend_from_slice(&self.client_in);
+        self.client_in = retry.frames;
+        self.retry = Some(super::Retry {
+            frames: bytes::BytesMut::new(),
+            client_out_len: self.client_out.len(),
+            reroutes: retry.reroutes + 1,
+        });
+    }
+}
+
+/// The first whole frame of `input` that says what the transaction does: Close and
+/// Flush are skipped (drivers such as tokio-postgres send the Close of a dropped
+/// statement in front of their next request).
+fn first_frame(input: &[u8], max_packet_size: usize) -> Option<&[u8]> {
+    let mut rest = input;
+    loop {
+        let header = peek_header(rest, max_packet_size).ok()??;
+        let frame = rest.get(..header.len)?;
+        match FrontendTag::from_byte(header.tag) {
+            Some(FrontendTag::Close | FrontendTag::Flush) => rest = &rest[header.len..],
+            _ => return Some(frame),
+        }
+    }
+}
+
+/// An idle server that the server closed (shutdown, crash, `pg_terminate_backend`)
+/// has an end-of-file or a FATAL ErrorResponse waiting: it must not be handed out.
+fn is_alive(server: &mut PooledServer<ServerConnection>) -> bool {
+    let connection = &mut **server;
+    match connection.stream.try_read_into(&mut connection.read_buf) {
+        Ok(None) => true,
+        Ok(Some(0)) | Err(_) => false,
+        Ok(Some(_)) => connection.read_buf.first() != Some(&b'E'),
+    }
+}

@@ -1,0 +1,264 @@
+//! A routed client's side of read/write splitting: classifies each transaction from its
+//! first message, remembers the client's route override and read-your-writes position,
+//! and turns that into a host of its [`HostGroup`], waiting for one when none is usable.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use protocol::pg::FrontendTag;
+
+use super::prepared::{ClientStatements, statement_body};
+use crate::config::ReadYourWrites;
+use crate::router::topology::HostLease;
+use crate::router::{Class, Classification, Hint, HostGroup, Want, classify};
+
+/// `SET pooler.route = ...`: the client's own choice for its next transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RouteOverride {
+    /// Route by statement (the default).
+    #[default]
+    Auto,
+    /// Every transaction to the primary.
+    Primary,
+    /// Every transaction to a replica (the primary when none is usable).
+    Replica,
+}
+
+/// What the classifier said about a transaction's first message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransactionClass {
+    /// May run on a replica.
+    pub is_read: bool,
+    /// May write data: read-your-writes starts after it (`SET`/`RESET` do not).
+    pub is_write: bool,
+}
+
+/// The host a transaction was routed to.
+#[derive(Debug)]
+pub struct CurrentRoute {
+    /// The transaction went to a replica.
+    pub is_replica: bool,
+    /// The transaction may write: read-your-writes starts after it.
+    pub is_write: bool,
+    /// Counts the link for `least-connections`; carries the host index.
+    pub lease: HostLease,
+}
+
+/// Per-client routing state.
+#[derive(Debug)]
+pub struct SessionRouter {
+    /// The client's host group.
+    pub group: Arc<HostGroup>,
+    route_override: RouteOverride,
+    /// Replay position a replica must have reached before this client reads there.
+    min_lsn: u64,
+    /// When the client last wrote (read-your-writes by time window).
+    wrote_at: Option<Instant>,
+    /// The current transaction's route.
+    pub current: Option<CurrentRoute>,
+}
+
+impl SessionRouter {
+    /// Routing state for a client of `group`.
+    pub fn new(group: Arc<HostGroup>) -> Self {
+        Self {
+            group,
+            route_override: RouteOverride::Auto,
+            min_lsn: 0,
+            wrote_at: None,
+            current: None,
+        }
+    }
+
+    /// Classifies the transaction that starts with `frame` (a whole client frame).
+    pub fn classify(&mut self, frame: &[u8], statements: &ClientStatements) -> TransactionClass {
+        let volatile = &self.group.volatile;
+        let body = frame.get(5..).unwrap_or_default();
+        let mut is_session_command = false;
+        let classification = match FrontendTag::from_byte(frame.first().copied().unwrap_or(0)) {
+            Some(FrontendTag::Query) => {
+                let sql = until_nul(body);
+                if let Some(choice) = parse_route_override(sql) {
+                    self.route_override = choice;
+                }
+                is_session_command = is_set_or_reset(sql);
+                Some(classify(sql, volatile))
+            }
+            Some(FrontendTag::Parse) => {
+                statement_body(frame).map(|b| classify(until_nul(b), volatile))
+            }
+            Some(FrontendTag::Bind) => {
+                let portal_end = memchr::memchr(0, body).map_or(body.len(), |n| n + 1);
+                let name = until_nul(body.get(portal_end..).unwrap_or_default());
+                statements.get(name).map(|statement| {
+                    *statement.class.get_or_init(|| {
+                        let query = statement_body(&statement.parse).map_or(&[][..], until_nul);
+                        classify(query, volatile)
+                    })
+                })
+            }
+            // Nothing but a Sync (after a locally answered Close): reads nothing, writes nothing.
+            Some(FrontendTag::Sync) => Some(Classification {
+                class: Class::Read,
+                hint: None,
+            }),
+            _ => None,
+        };
+        let is_read = classification.is_some_and(is_read);
+        TransactionClass {
+            is_read,
+            is_write: !is_read && !is_session_command,
+        }
+    }
+
+    /// What the next transaction wants, given its class and the client's state.
+    pub fn want(&self, class: TransactionClass, is_session_mode: bool) -> Want {
+        let is_read = match self.route_override {
+            _ if is_session_mode => false,
+            RouteOverride::Primary => false,
+            RouteOverride::Replica => true,
+            RouteOverride::Auto => class.is_read,
+        };
+        let rules = self.group.topology.options().read_your_writes;
+        let is_recent_writer = match (rules, self.wrote_at) {
+            (ReadYourWrites::Window(window), Some(at)) => at.elapsed() < window,
+            _ => false,
+        };
+        self.group.want(is_read && !is_recent_writer, self.min_lsn)
+    }
+
+    /// Whether read-your-writes needs the primary's WAL position after a write.
+    pub fn needs_write_lsn(&self) -> bool {
+        self.group.is_split
+            && self.group.topology.options().read_your_writes == ReadYourWrites::Lsn
+            && self
+                .current
+                .as_ref()
+                .is_some_and(|c| c.is_write && !c.is_replica)
+    }
+
+    /// The current transaction ended; `lsn` is the primary's WAL position after it when
+    /// it wrote and LSN tracking is on.
+    pub fn finish_transaction(&mut self, lsn: Option<u64>) {
+        if let Some(current) = self.current.take()
+            && current.is_write
+            && !current.is_replica
+        {
+            self.wrote_at = Some(Instant::now());
+            if let Some(lsn) = lsn {
+                self.min_lsn = self.min_lsn.max(lsn);
+            }
+        }
+    }
+
+    /// A host for `want`, waiting up to `limit` for the health monitor to find one
+    /// (no primary during a failover, nothing checked yet at start).
+    pub async fn choose(&self, want: Want, limit: Option<Duration>) -> Option<usize> {
+        let topology = &self.group.topology;
+        let mut changes = topology.subscribe();
+        let deadline = limit.map(|l| tokio::time::Instant::now() + l);
+        loop {
+            if let Some(host) = topology.choose(want) {
+                return Some(host);
+            }
+            let changed = changes.changed();
+            let result = match deadline {
+                Some(at) => tokio::time::timeout_at(at, changed).await.ok(),
+                None => Some(changed.await),
+            };
+            if !matches!(result, Some(Ok(()))) {
+                return None;
+            }
+        }
+    }
+}
+
+fn is_read(c: Classification) -> bool {
+    match c.hint {
+        Some(Hint::Primary) => false,
+        Some(Hint::Replica) => true,
+        None => matches!(
+            c.class,
+            Class::Read | Class::SetReadOnly | Class::Begin { is_read_only: true }
+        ),
+    }
+}
+
+/// `SET …` / `RESET …` (not `SET TRANSACTION`, already a read or write by itself).
+fn is_set_or_reset(sql: &[u8]) -> bool {
+    let text = sql.trim_ascii_start();
+    let word_end = text
+        .iter()
+        .position(|b| !b.is_ascii_alphabetic())
+        .unwrap_or(text.len());
+    let word = &text[..word_end];
+    word.eq_ignore_ascii_case(b"reset")
+        || (word.eq_ignore_ascii_case(b"set")
+            && !text[word_end..]
+                .trim_ascii_start()
+                .get(..11)
+                .is_some_and(|w| w.eq_ignore_ascii_case(b"transaction")))
+}
+
+fn until_nul(bytes: &[u8]) -> &[u8] {
+    memchr::memchr(0, bytes).map_or(bytes, |n| &bytes[..n])
+}
+
+/// Recognises `SET [SESSION] pooler.route {=|TO} {primary|replica|auto|default}` and
+/// `RESET pooler.route` (quotes optional, any case, trailing `;` allowed).
+pub fn parse_route_override(sql: &[u8]) -> Option<RouteOverride> {
+    let text = std::str::from_utf8(sql).ok()?;
+    let mut words = text
+        .split(|c: char| c.is_whitespace() || c == '=' || c == ';')
+        .filter(|w| !w.is_empty());
+    let first = words.next()?.to_ascii_lowercase();
+    let mut name = words.next()?.to_ascii_lowercase();
+    if first == "reset" {
+        return (name == "pooler.route" && words.next().is_none()).then_some(RouteOverride::Auto);
+    }
+    if first != "set" {
+        return None;
+    }
+    if name == "session" {
+        name = words.next()?.to_ascii_lowercase();
+    }
+    if name != "pooler.route" {
+        return None;
+    }
+    let mut value = words.next()?.to_ascii_lowercase();
+    if value == "to" {
+        value = words.next()?.to_ascii_lowercase();
+    }
+    if words.next().is_some() {
+        return None;
+    }
+    match value.trim_matches(|c| c == '\'' || c == '"') {
+        "primary" => Some(RouteOverride::Primary),
+        "replica" | "standby" => Some(RouteOverride::Replica),
+        "auto" | "default" => Some(RouteOverride::Auto),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_overrides_parse_in_every_documented_form() {
+        let cases: &[(&str, Option<RouteOverride>)] = &[
+            ("SET pooler.route = 'primary'", Some(RouteOverride::Primary)),
+            ("set pooler.route to replica;", Some(RouteOverride::Replica)),
+            ("SET SESSION pooler.route='auto'", Some(RouteOverride::Auto)),
+            ("SET pooler.route TO DEFAULT", Some(RouteOverride::Auto)),
+            ("RESET pooler.route", Some(RouteOverride::Auto)),
+            ("SET pooler.route = 'elsewhere'", None),
+            ("SET search_path = public", None),
+            ("SET LOCAL pooler.route = primary", None),
+            ("SELECT 1", None),
+        ];
+        for (sql, expected) in cases {
+            assert_eq!(parse_route_override(sql.as_bytes()), *expected, "{sql}");
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! Read/write splitting against a real primary and two streaming replicas: routing by
+//! statement, hints and overrides, prepared statements across hosts, read-your-writes,
+//! a replica killed under load, a lagging replica, and a primary failover.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::TestPooler;
+use integration_tests::{PgCluster, PgOptions};
+
+fn cluster() -> PgCluster {
+    PgCluster::start(PgOptions {
+        replicas: 2,
+        ..PgOptions::default()
+    })
+    .unwrap()
+}
+
+/// `host=` list of every node, primary first.
+fn host_list(pg: &PgCluster) -> String {
+    let hosts: Vec<String> = pg
+        .nodes()
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port()))
+        .collect();
+    hosts.join(",")
+}
+
+/// A pooler whose database `postgres` spans the cluster with `entry_options`.
+async fn split_pooler(pg: &PgCluster, entry_options: &str) -> TestPooler {
+    let databases = format!(
+        "postgres = host={} health_check_period=0.1 ban_time=2 {entry_options}",
+        host_list(pg)
+    );
+    let general = "pool_mode = transaction\nauth_type = trust\ndefault_pool_size = 4\n";
+    TestPooler::start_with_databases(&databases, general, "\"postgres\" \"\"\n").await
+}
+
+async fn is_in_recovery(client: &tokio_postgres::Client, sql: &str) -> bool {
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+/// Reads until one lands on a replica (read-your-writes may hold reads on the primary
+/// until the replicas replayed this client's last write).
+async fn eventually_on_replica(client: &tokio_postgres::Client) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if is_in_recovery(client, "SELECT pg_is_in_recovery()").await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+async fn server_port(client: &tokio_postgres::Client) -> i32 {
+    client
+        .query_one("SELECT inet_server_port()", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_go_to_replicas_and_transactions_writes_and_hints_to_the_primary() {
+    let pg = cluster();
+    let pooler = split_pooler(&pg, "read_write_split=on").await;
+    let client = pooler.connect("postgres", None, "postgres").await.unwrap();
+
+    assert!(is_in_recovery(&client, "SELECT pg_is_in_recovery()").await);
+    let mut transaction = client_transaction(&pooler).await;
+    assert!(!is_in_recovery(&transaction, "SELECT pg_is_in_recovery()").await);
+    transaction.batch_execute("COMMIT").await.unwrap();
+    transaction = client_transaction_read_only(&pooler).await;
+    assert!(is_in_recovery(&transaction, "SELECT pg_is_in_recovery()").await);
+    transaction.batch_execute("COMMIT").await.unwrap();
+
+    let hinted = "/* pooler: primary */ SELECT pg_is_in_recovery()";
+    assert!(!is_in_recovery(&client, hinted).await);
+    // A volatile function makes a SELECT a write.
+    assert!(!is_in_recovery(&client, "SELECT pg_is_in_recovery(), txid_current()").await);
+    client
+        .batch_execute("SET pooler.route = 'primary'")
+        .await
+        .unwrap();
+    assert!(!is_in_recovery(&client, "SELECT pg_is_in_recovery()").await);
+    client.batch_execute("RESET pooler.route").await.unwrap();
+    // txid_current() wrote: this client reads from the primary until a replica replayed it.
+    assert!(eventually_on_replica(&client).await);
+
+    // Reads rotate over both replicas and never touch the primary (another client:
+    // this one wrote).
+    let client = pooler.connect("postgres", None, "postgres").await.unwrap();
+    let mut ports = BTreeSet::new();
+    for _ in 0..20 {
+        ports.insert(server_port(&client).await);
+    }
+    let replica_ports: BTreeSet<i32> = pg.replicas().iter().map(|r| i32::from(r.port())).collect();
+    assert_eq!(ports, replica_ports);
+
+    // Writes go to the primary; a prepared read runs on replicas, on servers that never
+    // saw its Parse (prepared lazily per server).
+    client
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    let insert = client.prepare("INSERT INTO t VALUES ($1)").await.unwrap();
+    let select = client
+        .prepare("SELECT pg_is_in_recovery(), inet_server_port()")
+        .await
+        .unwrap();
+    for i in 0..20 {
+        client.execute(&insert, &[&i]).await.unwrap();
+        client.query_one(&select, &[]).await.unwrap();
+    }
+    let count: i64 = pg
+        .primary()
+        .query_one("SELECT count(*) FROM t")
+        .parse()
+        .unwrap();
+    assert_eq!(count, 20);
+    pg.wait_for_replication().unwrap();
+    assert!(eventually_on_replica(&client).await);
+    let row = client.query_one(&select, &[]).await.unwrap();
+    assert!(
+        row.get::<_, bool>(0),
+        "a prepared read after replication ran on a replica"
+    );
+
+    // psql through the pooler, simple protocol.
+    let answer = tokio::task::spawn_blocking({
+        let port = pooler.port;
+        move || common::run_psql("127.0.0.1", port, "postgres", "SELECT pg_is_in_recovery()")
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(answer, "t");
+    pooler.stop().await;
+}
+
+async fn client_transaction(pooler: &TestPooler) -> tokio_postgres::Client {
+    let client = pooler.connect("postgres", None, "postgres").await.unwrap();
+    client.batch_execute("BEGIN").await.unwrap();
+    client
+}
+
+async fn client_transaction_read_only(pooler: &TestPooler) -> tokio_postgres::Client {
+    let client = pooler.connect("postgres", None, "postgres").await.unwrap();
+    client.batch_execute("BEGIN READ ONLY").await.unwrap();
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_always_reads_its_own_writes() {
+    let pg = cluster();
+    pg.primary()
+        .psql("CREATE TABLE rw (id int PRIMARY KEY, client int)")
+        .unwrap();
+    pg.wait_for_replication().unwrap();
+    let pooler = split_pooler(&pg, "read_write_split=on").await;
+    let replica_reads = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for c in 0..4 {
+        let config = pooler.client_config("postgres", None, "postgres");
+        let replica_reads = Arc::clone(&replica_reads);
+        tasks.push(tokio::spawn(async move {
+            let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(connection);
+            for i in 0..50 {
+                let id = c * 1000 + i;
+                client
+                    .execute("INSERT INTO rw VALUES ($1, $2)", &[&id, &c])
+                    .await
+                    .unwrap();
+                let row = client
+                    .query_one(
+                        "SELECT count(*), pg_is_in_recovery() FROM rw WHERE id = $1",
+                        &[&id],
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(row.get::<_, i64>(0), 1, "client {c} did not see row {id}");
+                if row.get::<_, bool>(1) {
+                    replica_reads.fetch_add(1, Ordering::Relaxed);
+                }
+                // Later reads of older rows may go to a replica once it caught up.
+                if i % 10 == 9 {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    let row = client
+                        .query_one(
+                            "SELECT count(*), pg_is_in_recovery() FROM rw WHERE client = $1",
+                            &[&c],
+                        )
+                        .await
+                        .unwrap();
+                    assert_eq!(row.get::<_, i64>(0), i64::from(i + 1));
+                    if row.get::<_, bool>(1) {
+                        replica_reads.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert!(
+        replica_reads.load(Ordering::Relaxed) > 0,
+        "reads after replication caught up should reach replicas"
+    );
+    pooler.stop().await;
+}
