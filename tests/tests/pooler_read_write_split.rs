@@ -215,3 +215,123 @@ async fn a_client_always_reads_its_own_writes() {
     );
     pooler.stop().await;
 }
+
+/// Runs `clients` tokio-postgres clients that each repeat `sql` until `stop`; returns
+/// (successful queries, error messages).
+fn read_load(
+    pooler: &TestPooler,
+    clients: usize,
+    sql: &'static str,
+    stop: &Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<(usize, Vec<String>)>> {
+    (0..clients)
+        .map(|_| {
+            let config = pooler.client_config("postgres", None, "postgres");
+            let stop = Arc::clone(stop);
+            tokio::spawn(async move {
+                let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+                tokio::spawn(connection);
+                let (mut ok, mut errors) = (0, Vec::new());
+                while !stop.load(Ordering::Relaxed) {
+                    match client.query_one(sql, &[]).await {
+                        Ok(_) => ok += 1,
+                        Err(e) => errors.push(common::error_message(&e)),
+                    }
+                }
+                (ok, errors)
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_under_read_load_causes_no_client_error() {
+    let pg = cluster();
+    pg.primary()
+        .psql("CREATE TABLE r AS SELECT g AS id FROM generate_series(1, 1000) g")
+        .unwrap();
+    pg.wait_for_replication().unwrap();
+    let pooler = split_pooler(&pg, "read_write_split=on").await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sql = "SELECT count(*) FROM r, pg_sleep(0.002)";
+    let tasks = read_load(&pooler, 8, sql, &stop);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let victim = pg.replica(0).clone();
+    tokio::task::spawn_blocking(move || victim.kill().unwrap())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (mut ok, mut errors) = (0, Vec::new());
+    for task in tasks {
+        let (n, e) = task.await.unwrap();
+        ok += n;
+        errors.extend(e);
+    }
+    assert!(errors.is_empty(), "client errors: {errors:?}");
+    assert!(ok > 100, "only {ok} reads");
+    // The survivor serves reads.
+    let client = pooler.connect("postgres", None, "postgres").await.unwrap();
+    assert_eq!(server_port(&client).await, i32::from(pg.replica(1).port()));
+    pooler.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_whose_replay_is_paused_stops_getting_reads_once_it_lags() {
+    let pg = cluster();
+    pg.primary().psql("CREATE TABLE lag (v text)").unwrap();
+    pg.wait_for_replication().unwrap();
+    let pooler = split_pooler(&pg, "read_write_split=on max_replica_lag_bytes=4096").await;
+    let reader = pooler.connect("postgres", None, "postgres").await.unwrap();
+    let paused = pg.replica(0);
+    let paused_port = i32::from(paused.port());
+    let mut ports = BTreeSet::new();
+    for _ in 0..10 {
+        ports.insert(server_port(&reader).await);
+    }
+    assert!(
+        ports.contains(&paused_port),
+        "both replicas serve reads at first"
+    );
+
+    paused.pause_replay().unwrap();
+    pg.primary()
+        .psql("INSERT INTO lag SELECT repeat('x', 100) FROM generate_series(1, 200)")
+        .unwrap();
+    pg.replica(1)
+        .wait_caught_up_with(pg.primary(), Duration::from_secs(30))
+        .unwrap();
+    // One health check later the paused replica is out.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for _ in 0..20 {
+        assert_ne!(
+            server_port(&reader).await,
+            paused_port,
+            "read went to the lagging replica"
+        );
+    }
+    paused.resume_replay().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut is_back = false;
+    while Instant::now() < deadline && !is_back {
+        is_back = server_port(&reader).await == paused_port;
+    }
+    assert!(is_back, "the replica gets reads again once it caught up");
+    pooler.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_endpoint_never_uses_the_primary() {
+    let pg = cluster();
+    let pooler = split_pooler(&pg, "target_session_attrs=standby").await;
+    let client = pooler.connect("postgres", None, "postgres").await.unwrap();
+    client.batch_execute("BEGIN").await.unwrap();
+    assert!(is_in_recovery(&client, "SELECT pg_is_in_recovery()").await);
+    client.batch_execute("COMMIT").await.unwrap();
+    let error = client
+        .batch_execute("CREATE TABLE nope (id int)")
+        .await
+        .unwrap_err();
+    assert_eq!(common::error_code(&error).as_deref(), Some("25006"));
+    pooler.stop().await;
+}

@@ -308,6 +308,23 @@ impl<C: Send + 'static> Pool<C> {
         self.shared.launch_connections();
     }
 
+    /// The server is unreachable (a health check or a session found it down): closes
+    /// the idle servers, retires lent ones and fails every waiter with a connection
+    /// failure, so routed clients move to another host instead of waiting.
+    pub fn fail_unreachable(&self, message: &str) {
+        let failure = Arc::new(ConnectFailure {
+            sqlstate: None,
+            message: message.to_owned(),
+        });
+        let idle = {
+            let mut inner = self.shared.inner.lock();
+            inner.generation += 1;
+            inner.fail_waiters(&PoolError::ServerLogin(failure));
+            std::mem::take(&mut inner.idle)
+        };
+        drop(idle);
+    }
+
     /// Closes the pool: fails all waiters with `reason` and closes idle servers.
     /// Lent servers are closed when they come back.
     pub fn close(&self, reason: &'static str) {

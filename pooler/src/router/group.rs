@@ -40,6 +40,22 @@ impl HostGroup {
         }
     }
 
+    /// Host `i` is down: its connections are closed and clients waiting for one of
+    /// them are sent elsewhere.
+    pub fn host_down(&self, i: usize) {
+        if let Some(entry) = self.hosts.get(i) {
+            entry
+                .pool
+                .fail_unreachable(&format!("server {} is down", self.label(i)));
+        }
+    }
+
+    /// A session saw host `i` fail: ban it, wake the monitor, move its waiters.
+    pub fn report_failure(&self, i: usize) {
+        self.topology.report_failure(i);
+        self.host_down(i);
+    }
+
     /// Waits until every host was checked once (at most `limit`), so the first
     /// transactions after start are routed by real roles.
     pub async fn wait_first_check(&self, limit: Duration) {

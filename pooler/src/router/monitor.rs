@@ -191,7 +191,7 @@ fn next_snapshot(
                 if before.is_up || previous.epoch == 0 {
                     tracing::warn!(host = %label, %error, "host is down");
                     status.banned_until = Some(now + options.ban_time);
-                    group.reconnect_host(i);
+                    group.host_down(i);
                 }
             }
         }

@@ -93,7 +93,7 @@ impl ClientSession {
                 Err(SessionError::Pool(PoolError::ServerLogin(f) | PoolError::LoginRetry(f)))
                     if !f.is_server_rejection() =>
                 {
-                    topology.report_failure(host);
+                    router.group.report_failure(host);
                 }
                 Err(e) => return Err(e),
             }
@@ -198,7 +198,6 @@ impl ClientSession {
         let reroutes = self.retry.take().map_or(0, |r| r.reroutes);
         self.retry = (is_replica && reroutes < MAX_REROUTES).then(|| super::Retry {
             frames: bytes::BytesMut::new(),
-            client_out_len: self.client_out.len(),
             reroutes,
         });
     }
@@ -210,9 +209,10 @@ impl ClientSession {
             SessionError::ServerClosed(_) | SessionError::ServerRetryable(_)
         );
         is_lost
-            && self.retry.as_ref().is_some_and(|r| {
-                r.reroutes < MAX_REROUTES && self.client_out.len() == r.client_out_len
-            })
+            && self
+                .retry
+                .as_ref()
+                .is_some_and(|r| r.reroutes < MAX_REROUTES)
     }
 
     /// Drops the failed replica's server, bans the host and puts the client's frames
@@ -223,7 +223,7 @@ impl ClientSession {
         };
         if let Some(current) = self.router.as_mut().and_then(|r| r.current.take()) {
             if let Some(router) = &self.router {
-                router.group.topology.report_failure(current.lease.host());
+                router.group.report_failure(current.lease.host());
             }
             tracing::warn!(
                 host = current.lease.host(),
@@ -235,11 +235,23 @@ impl ClientSession {
         self.exchange = Exchange::default();
         self.status = TransactionStatus::Idle;
         self.server_out.clear();
+        // Named statements those frames create are created again when they are resent.
+        let splitter = protocol::pg::FrameSplitter::new(self.settings.max_packet_size);
+        let mut frames = retry.frames.clone();
+        while let Ok(Some(frame)) = splitter.split(&mut frames) {
+            let bytes = frame.as_bytes();
+            if bytes.first() == Some(&FrontendTag::Parse.as_byte()) {
+                let body = bytes.get(5..).unwrap_or_default();
+                let name = &body[..memchr::memchr(0, body).unwrap_or(0)];
+                if !name.is_empty() {
+                    self.statements.remove(name);
+                }
+            }
+        }
         retry.frames.extend_from_slice(&self.client_in);
         self.client_in = retry.frames;
         self.retry = Some(super::Retry {
             frames: bytes::BytesMut::new(),
-            client_out_len: self.client_out.len(),
             reroutes: retry.reroutes + 1,
         });
     }

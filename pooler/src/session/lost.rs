@@ -46,7 +46,7 @@ impl ClientSession {
         if let Some(router) = self.router.as_mut()
             && let Some(current) = router.current.take()
         {
-            router.group.topology.report_failure(current.lease.host());
+            router.group.report_failure(current.lease.host());
         }
         let was_in_block = self.status != TransactionStatus::Idle;
         let in_flight = self.exchange.ready_for_query_count();

@@ -108,13 +108,12 @@ pub struct SessionSettings {
     pub route_wait_timeout: Option<Duration>,
 }
 
-/// Client frames sent to a replica before its first reply, to resend elsewhere if the
-/// replica fails.
+/// Client frames sent to a replica before any of its replies reached the client, to
+/// resend elsewhere if the replica fails. Dropped as soon as a server reply is relayed.
 #[derive(Debug)]
 struct Retry {
+    /// Frames forwarded to the server (those the pooler answered itself are not kept).
     frames: BytesMut,
-    /// `client_out`'s length at link time: any change means the client saw a reply.
-    client_out_len: usize,
     /// Moves so far for this transaction.
     reroutes: u32,
 }
@@ -415,11 +414,7 @@ impl ClientSession {
 
     fn link(&mut self) -> Option<Link<'_>> {
         let is_routed = self.router.is_some() && self.settings.pool_mode != PoolMode::Session;
-        let retry_base = self
-            .retry
-            .as_ref()
-            .filter(|r| r.client_out_len == self.client_out.len())
-            .map(|r| r.client_out_len);
+        let retry_base = self.retry.as_ref().map(|_| self.client_out.len());
         let server = self.server.as_deref_mut()?;
         Some(Link {
             server,
@@ -457,21 +452,20 @@ impl ClientSession {
                 else {
                     break;
                 };
-                if let Some(r) = retry.as_mut() {
-                    if is_named_parse(&frame) {
-                        retry = None;
-                    } else {
-                        r.frames.extend_from_slice(frame.as_bytes());
-                    }
-                }
+                let answered_before = link.client_out.len();
                 if link.client_frame(&frame)? == ClientFlow::Terminate {
                     return Err(SessionError::ClientClosed);
+                }
+                if let Some(r) = retry.as_mut()
+                    && link.client_out.len() == answered_before
+                {
+                    r.frames.extend_from_slice(frame.as_bytes());
                 }
             }
             Ok(())
         })();
         self.client_in = input;
-        self.retry = retry.filter(|r| r.client_out_len == self.client_out.len());
+        self.retry = retry;
         result
     }
 
@@ -486,6 +480,7 @@ impl ClientSession {
 
     fn relay_server_frames(&mut self) -> Result<(), SessionError> {
         let max = self.settings.max_packet_size;
+        let relayed_before = self.client_out.len();
         let Some(server) = self.server.as_deref_mut() else {
             return Ok(());
         };
@@ -517,12 +512,8 @@ impl ClientSession {
         if let Some(status) = last_status {
             self.on_ready_for_query(status)?;
         }
-        if self
-            .retry
-            .as_ref()
-            .is_some_and(|r| r.client_out_len != self.client_out.len())
-            && result.is_ok()
-        {
+        if self.client_out.len() != relayed_before && result.is_ok() {
+            // A server reply reached the client: the transaction can no longer move.
             self.retry = None;
         }
         result
@@ -578,13 +569,6 @@ impl ClientSession {
             SessionError::Fatal("query timeout")
         }
     }
-}
-
-/// A Parse that creates a named statement: it changes the client's statement map, so
-/// its transaction cannot simply be sent again.
-fn is_named_parse(frame: &protocol::pg::Frame) -> bool {
-    let bytes = frame.as_bytes();
-    bytes.first() == Some(&protocol::pg::FrontendTag::Parse.as_byte()) && bytes.get(5) != Some(&0)
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -1,0 +1,188 @@
+//! Primary failover behind one pooler endpoint: the primary is stopped and a replica
+//! promoted under a mixed load (tokio-postgres writers and readers, pgbench select-only@9
+//! + simple-update@1). Writes resume on the new primary, no client connection drops,
+//! only in-flight transactions fail, no acknowledged write is lost.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::TestPooler;
+use integration_tests::{PgCluster, PgOptions};
+
+/// What one writer saw: acknowledged sequence numbers with their time, and errors.
+struct WriterLog {
+    acknowledged: Vec<(i32, Instant)>,
+    errors: Vec<String>,
+    is_connected: bool,
+}
+
+async fn writer(
+    pooler_config: tokio_postgres::Config,
+    id: i32,
+    stop: Arc<AtomicBool>,
+) -> WriterLog {
+    let (client, connection) = pooler_config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let mut log = WriterLog {
+        acknowledged: Vec::new(),
+        errors: Vec::new(),
+        is_connected: true,
+    };
+    let mut seq = 0;
+    while !stop.load(Ordering::Relaxed) {
+        seq += 1;
+        let insert = "INSERT INTO events (writer, seq) VALUES ($1, $2)";
+        match client.execute(insert, &[&id, &seq]).await {
+            Ok(_) => log.acknowledged.push((seq, Instant::now())),
+            Err(e) => {
+                log.errors.push(format!(
+                    "{} {}",
+                    common::error_code(&e).unwrap_or_default(),
+                    common::error_message(&e)
+                ));
+                if client.is_closed() {
+                    log.is_connected = false;
+                    return log;
+                }
+            }
+        }
+    }
+    log.is_connected = !client.is_closed() && client.simple_query("SELECT 1").await.is_ok();
+    log
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_failover_under_mixed_load_keeps_every_client_connected() {
+    let pg = PgCluster::start(PgOptions {
+        replicas: 2,
+        ..PgOptions::default()
+    })
+    .unwrap();
+    pg.primary().pgbench_init(1).unwrap();
+    pg.primary()
+        .psql("CREATE TABLE events (writer int, seq int, PRIMARY KEY (writer, seq))")
+        .unwrap();
+    pg.wait_for_replication().unwrap();
+    let hosts: Vec<String> = pg
+        .nodes()
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port()))
+        .collect();
+    let databases = format!(
+        "postgres = host={} read_write_split=on health_check_period=0.1 ban_time=2",
+        hosts.join(",")
+    );
+    let general = "pool_mode = transaction\nauth_type = trust\ndefault_pool_size = 8\n";
+    let pooler = TestPooler::start_with_databases(&databases, general, "\"postgres\" \"\"\n").await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|id| {
+            let config = pooler.client_config("postgres", None, "postgres");
+            tokio::spawn(writer(config, id, Arc::clone(&stop)))
+        })
+        .collect();
+    let port = pooler.port;
+    let pgbench = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(integration_tests::pg_tool("pgbench").unwrap())
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
+            .args([
+                "-b",
+                "select-only@9",
+                "-b",
+                "simple-update@1",
+                "-c",
+                "4",
+                "-T",
+                "7",
+            ])
+            .arg("postgres")
+            .output()
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let failover_started = Instant::now();
+    let (old, new) = (pg.primary().clone(), pg.replica(0).clone());
+    tokio::task::spawn_blocking(move || {
+        old.stop().unwrap();
+        new.promote().unwrap();
+    })
+    .await
+    .unwrap();
+    let promoted = Instant::now();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    stop.store(true, Ordering::Relaxed);
+
+    let mut logs = Vec::new();
+    for w in writers {
+        logs.push(w.await.unwrap());
+    }
+    let pgbench = pgbench.await.unwrap();
+    let pgbench_out = String::from_utf8_lossy(&pgbench.stdout);
+    let pgbench_err = String::from_utf8_lossy(&pgbench.stderr);
+    eprintln!("pgbench through the failover:\n{pgbench_out}\n{pgbench_err}");
+
+    // Every acknowledged write is on the new primary.
+    let new_primary = pg.replica(0);
+    for (id, log) in logs.iter().enumerate() {
+        assert!(
+            log.is_connected,
+            "writer {id} lost its connection: {:?}",
+            log.errors
+        );
+        assert!(
+            log.errors.len() <= 1,
+            "writer {id} errors: {:?}",
+            log.errors
+        );
+        let acknowledged: Vec<i32> = log.acknowledged.iter().map(|(seq, _)| *seq).collect();
+        let stored = new_primary
+            .psql(&format!(
+                "SELECT string_agg(seq::text, ',' ORDER BY seq) FROM events WHERE writer = {id}"
+            ))
+            .unwrap();
+        let stored: Vec<i32> = stored.split(',').filter_map(|s| s.parse().ok()).collect();
+        for seq in &acknowledged {
+            assert!(
+                stored.contains(seq),
+                "writer {id}: acknowledged write {seq} lost"
+            );
+        }
+        let after = log
+            .acknowledged
+            .iter()
+            .filter(|(_, at)| *at > promoted)
+            .count();
+        assert!(after > 0, "writer {id} wrote nothing after the promotion");
+    }
+    // The client-visible write outage: the longest gap between acknowledged writes of
+    // all writers together, around the failover.
+    let mut times: Vec<Instant> = logs
+        .iter()
+        .flat_map(|l| l.acknowledged.iter().map(|(_, at)| *at))
+        .collect();
+    times.sort();
+    let outage = times
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or_default();
+    let errors: usize = logs.iter().map(|l| l.errors.len()).sum();
+    eprintln!(
+        "failover: stop+promote took {:?}; longest write gap {:?}; {errors} writer errors: {:?}",
+        promoted - failover_started,
+        outage,
+        logs.iter()
+            .flat_map(|l| l.errors.iter())
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        pgbench_out.contains("number of transactions actually processed"),
+        "pgbench did not run"
+    );
+    pooler.stop().await;
+}
