@@ -17,7 +17,8 @@ export FUZZ_ITERATIONS="${FUZZ_ITERATIONS:-20000}"
 cargo test --workspace --locked --no-fail-fast -- --test-threads="${TEST_THREADS:-4}"
 echo "== micro-benchmarks, each run once in test mode"
 cargo test --locked -p benches --benches
-echo "== benches: compare smoke runs (the full runs: benches/compare pooler|cacheproxy|memory)"
+echo "== benches: compare smoke runs (the full runs: benches/compare pooler|cacheproxy|memory|split)"
 bash benches/compare pooler --smoke
 bash benches/compare cacheproxy --smoke
 bash benches/compare memory --smoke
+bash benches/compare split --smoke

@@ -7,6 +7,7 @@ pub mod pgbench;
 pub mod pooler_compare;
 pub mod redis_compare;
 pub mod report;
+pub mod split_compare;
 
 use std::time::Duration;
 

@@ -24,6 +24,15 @@ pub struct PgbenchResult {
 /// Runs `pgbench -n <args> -h 127.0.0.1 -p <port> -U postgres postgres` with a
 /// per-transaction log, from which p50/p99 are computed.
 pub fn run(port: u16, args: &[String]) -> anyhow::Result<PgbenchResult> {
+    run_in(port, "postgres", args).map(|(result, _)| result)
+}
+
+/// [`run`] against database `database`; also returns pgbench's stdout.
+pub fn run_in(
+    port: u16,
+    database: &str,
+    args: &[String],
+) -> anyhow::Result<(PgbenchResult, String)> {
     let pgbench = integration_tests::pg_tool("pgbench")?;
     let logs = tempfile::tempdir()?;
     let prefix = logs.path().join("tx");
@@ -40,7 +49,7 @@ pub fn run(port: u16, args: &[String]) -> anyhow::Result<PgbenchResult> {
         .arg("--log")
         .arg(format!("--log-prefix={}", prefix.display()))
         .args(args)
-        .arg("postgres")
+        .arg(database)
         .output()
         .context("running pgbench")?;
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -67,7 +76,7 @@ pub fn run(port: u16, args: &[String]) -> anyhow::Result<PgbenchResult> {
     };
     result.p50_ms = at(0.50);
     result.p99_ms = at(0.99);
-    Ok(result)
+    Ok((result, stdout.into_owned()))
 }
 
 /// Reads pgbench's summary.

@@ -184,5 +184,41 @@ async fn a_primary_failover_under_mixed_load_keeps_every_client_connected() {
         pgbench_out.contains("number of transactions actually processed"),
         "pgbench did not run"
     );
+
+    // The old primary comes back as a standby of the new one: it serves reads again.
+    let old = pg.primary().clone();
+    let new_port = new_primary.port();
+    tokio::task::spawn_blocking(move || rejoin_as_standby(&old, new_port))
+        .await
+        .unwrap();
+    let reader = pooler.connect("postgres", None, "postgres").await.unwrap();
+    let old_port = i32::from(pg.primary().port());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut is_serving = false;
+    while Instant::now() < deadline && !is_serving {
+        let row = reader
+            .query_one("SELECT inet_server_port(), pg_is_in_recovery()", &[])
+            .await
+            .unwrap();
+        is_serving = row.get::<_, i32>(0) == old_port && row.get::<_, bool>(1);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(is_serving, "the demoted old primary never served a read");
     pooler.stop().await;
+}
+
+/// Restarts a cleanly stopped old primary as a streaming standby of `new_primary_port`
+/// (no pg_rewind needed after a clean shutdown before the promotion).
+fn rejoin_as_standby(old: &integration_tests::PgNode, new_primary_port: u16) {
+    let data = old.data_dir();
+    std::fs::write(data.join("standby.signal"), "").unwrap();
+    let conf =
+        format!("\nprimary_conninfo = 'host=127.0.0.1 port={new_primary_port} user=postgres'\n");
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(data.join("postgresql.auto.conf"))
+        .unwrap();
+    std::io::Write::write_all(&mut file, conf.as_bytes()).unwrap();
+    old.start().unwrap();
+    assert!(old.is_in_recovery().unwrap());
 }

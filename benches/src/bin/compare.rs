@@ -135,8 +135,42 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        "split" => {
+            let bins = binary_dir()?;
+            let options = if is_smoke {
+                benches::split_compare::Options {
+                    clients: vec![8],
+                    duration_secs: 2,
+                    rounds: 1,
+                    scale: 1,
+                    failover_secs: 6,
+                    pooler_bin: bins.join("pooler"),
+                }
+            } else {
+                benches::split_compare::Options {
+                    clients: vec![10, 50],
+                    duration_secs: 10,
+                    rounds: 3,
+                    scale: 10,
+                    failover_secs: 15,
+                    pooler_bin: bins.join("pooler"),
+                }
+            };
+            let table = benches::split_compare::run(&options)?;
+            let text = format!(
+                "## pooler: read/write split, primary + 2 streaming replicas, pgbench -b select-only@9 -b simple-update@1 (-M simple)\n\n{}\n{} rounds of {} s per cell, targets interleaved; medians.\n\n{table}",
+                report::environment(),
+                options.rounds,
+                options.duration_secs,
+            );
+            println!("{text}");
+            if let Some(path) = output {
+                std::fs::write(&path, &text)?;
+            }
+            Ok(())
+        }
         _ => anyhow::bail!(
-            "usage: compare pooler|cacheproxy|memory [--smoke | --seed] [--output FILE]"
+            "usage: compare pooler|cacheproxy|memory|split [--smoke | --seed] [--output FILE]"
         ),
     }
 }

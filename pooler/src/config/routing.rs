@@ -201,3 +201,102 @@ fn invalid(key: &str, value: &str, expected: &str) -> ConfigErrorKind {
         expected: expected.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(pairs: &[(&str, &str)]) -> Result<RoutingOptions, ConfigErrorKind> {
+        let mut routing = RoutingOptions::default();
+        for (key, value) in pairs {
+            parse_routing_key(&mut routing, key, value)?;
+        }
+        Ok(routing)
+    }
+
+    #[test]
+    fn every_routing_key_parses() {
+        let routing = parsed(&[
+            ("read_write_split", "on"),
+            ("target_session_attrs", "prefer-standby"),
+            ("load_balance", "least-connections"),
+            ("max_replica_lag", "2.5"),
+            ("max_replica_lag_bytes", "16777216"),
+            ("replica_weights", "0, 2,1"),
+            ("health_check_period", "0.05"),
+            ("ban_time", "30"),
+            ("read_your_writes", "1.5"),
+            ("volatile_functions", "Audit_Log, next_no,"),
+        ])
+        .unwrap();
+        assert!(routing.read_write_split && routing.is_role_aware());
+        assert!(routing.target_session_attrs.is_standby_first());
+        assert!(!routing.target_session_attrs.is_standby_only());
+        assert_eq!(
+            routing.replica_selection,
+            ReplicaSelection::LeastConnections
+        );
+        assert_eq!(routing.max_replica_lag, Some(Duration::from_millis(2500)));
+        assert_eq!(routing.max_replica_lag_bytes, Some(16 << 20));
+        assert_eq!(routing.replica_weights, [0, 2, 1]);
+        assert_eq!(routing.health_check_period, Duration::from_millis(50));
+        assert_eq!(routing.ban_time, Duration::from_secs(30));
+        assert_eq!(
+            routing.read_your_writes,
+            ReadYourWrites::Window(Duration::from_millis(1500))
+        );
+        assert_eq!(routing.volatile_functions, ["audit_log", "next_no"]);
+        assert_eq!(
+            parsed(&[("read_your_writes", "off")])
+                .unwrap()
+                .read_your_writes,
+            ReadYourWrites::Off
+        );
+        assert_eq!(
+            parsed(&[("read_your_writes", "LSN")])
+                .unwrap()
+                .read_your_writes,
+            ReadYourWrites::Lsn
+        );
+        let defaults = RoutingOptions::default();
+        assert!(!defaults.is_role_aware());
+        assert_eq!(defaults.health_check_period, DEFAULT_HEALTH_CHECK_PERIOD);
+    }
+
+    #[test]
+    fn bad_routing_values_name_the_key_and_what_is_expected() {
+        for (key, value) in [
+            ("read_write_split", "maybe"),
+            ("target_session_attrs", "leader"),
+            ("replica_selection", "random"),
+            ("max_replica_lag", "-1"),
+            ("max_replica_lag_bytes", "lots"),
+            ("replica_weights", "1,x"),
+            ("health_check_period", "0.001"),
+            ("ban_time", "soon"),
+            ("read_your_writes", "sometimes"),
+        ] {
+            match parsed(&[(key, value)]) {
+                Err(ConfigErrorKind::InvalidValue {
+                    key: k,
+                    value: v,
+                    expected,
+                }) => {
+                    assert_eq!((k.as_str(), v.as_str()), (key, value));
+                    assert!(!expected.is_empty());
+                }
+                other => panic!("{key}={value}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            parsed(&[("replica_wieghts", "1")]),
+            Err(ConfigErrorKind::UnrecognizedConnectionParameter { .. })
+        ));
+        let weights = RoutingOptions {
+            replica_weights: vec![1, 2],
+            ..RoutingOptions::default()
+        };
+        assert!(check_weights(&weights, 3).is_err());
+        assert!(check_weights(&weights, 2).is_ok());
+    }
+}

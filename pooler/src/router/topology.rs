@@ -3,7 +3,7 @@
 //! picks a host per transaction without taking a lock.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -108,6 +108,8 @@ pub struct Topology {
     /// Wakes the health monitor for an immediate check (a session saw a failure).
     pub wake_monitor: Notify,
     linked: Vec<AtomicUsize>,
+    /// Replay positions sessions read on replicas between health checks.
+    replayed: Vec<AtomicU64>,
     next: AtomicUsize,
     options: RoutingOptions,
     weights: Vec<u32>,
@@ -130,6 +132,7 @@ impl Topology {
             changes: watch::channel(0).0,
             wake_monitor: Notify::new(),
             linked: (0..hosts).map(|_| AtomicUsize::new(0)).collect(),
+            replayed: (0..hosts).map(|_| AtomicU64::new(0)).collect(),
             next: AtomicUsize::new(0),
             options,
             weights,
@@ -177,6 +180,21 @@ impl Topology {
         self.wake_monitor.notify_one();
     }
 
+    /// A session read `lsn` as `host`'s replay position (newer than the last check).
+    pub fn note_replayed(&self, host: usize, lsn: u64) {
+        if let Some(replayed) = self.replayed.get(host) {
+            replayed.fetch_max(lsn, Ordering::Relaxed);
+        }
+    }
+
+    fn replayed_at_least(&self, host: usize, status: &HostStatus) -> u64 {
+        let noted = self
+            .replayed
+            .get(host)
+            .map_or(0, |r| r.load(Ordering::Relaxed));
+        status.lsn.max(noted)
+    }
+
     /// Clients currently linked to `host`.
     pub fn linked(&self, host: usize) -> usize {
         self.linked
@@ -212,7 +230,7 @@ impl Topology {
         let eligible = |i: usize, h: &HostStatus| {
             h.role == Role::Replica
                 && h.is_usable(now)
-                && h.lsn >= min_lsn
+                && self.replayed_at_least(i, h) >= min_lsn
                 && o.max_replica_lag.is_none_or(|max| h.lag <= max)
                 && o.max_replica_lag_bytes.is_none_or(|max| h.lag_bytes <= max)
                 && self.weights.get(i).is_some_and(|w| *w > 0)

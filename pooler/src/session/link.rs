@@ -11,8 +11,8 @@ use super::routing::{CurrentRoute, SessionRouter, TransactionClass};
 use super::{ClientSession, SessionError};
 use crate::config::PoolMode;
 use crate::pool::{PoolError, PooledServer};
-use crate::router::Role;
 use crate::router::topology::parse_lsn;
+use crate::router::{Role, Want};
 use crate::server::ServerConnection;
 
 /// How often one transaction may move to another host after failures that reached no
@@ -79,6 +79,20 @@ impl ClientSession {
                 break;
             };
             let topology = &router.group.topology;
+            let is_primary = topology.load().hosts.get(host).map(|h| h.role) == Some(Role::Primary);
+            if let Want::Replica { min_lsn, .. } = want
+                && min_lsn > 0
+                && is_primary
+                && let Some((replica, server)) = self.replica_that_replayed(router, min_lsn).await
+            {
+                router.current = Some(CurrentRoute {
+                    is_replica: true,
+                    is_write: false,
+                    lease: router.group.topology.lease(replica),
+                });
+                return Ok(server);
+            }
+            let topology = &router.group.topology;
             self.pool = router.group.hosts[host].pool.clone();
             match self.checkout_checked().await {
                 Ok(server) => {
@@ -99,6 +113,42 @@ impl ClientSession {
             }
         }
         Err(SessionError::Pool(PoolError::QueryWaitTimeout))
+    }
+
+    /// Read-your-writes found no replica known to have replayed `min_lsn`: asks one
+    /// (one round trip) before sending the read to the primary.
+    async fn replica_that_replayed(
+        &mut self,
+        router: &SessionRouter,
+        min_lsn: u64,
+    ) -> Option<(usize, PooledServer<ServerConnection>)> {
+        let topology = &router.group.topology;
+        let replica = topology.choose(Want::Replica {
+            min_lsn: 0,
+            fallback: false,
+        })?;
+        self.pool = router.group.hosts[replica].pool.clone();
+        let mut server = self.checkout_checked().await.ok()?;
+        let query = server.simple_query(
+            "SELECT pg_last_wal_replay_lsn()",
+            self.settings.max_packet_size,
+        );
+        let result = query
+            .await
+            .ok()
+            .filter(|r| r.status == Some(TransactionStatus::Idle))?;
+        let lsn = result
+            .rows
+            .first()
+            .and_then(|row| row.first().cloned().flatten())
+            .and_then(|text| parse_lsn(&text))?;
+        topology.note_replayed(replica, lsn);
+        if lsn >= min_lsn {
+            Some((replica, server))
+        } else {
+            server.checkin();
+            None
+        }
     }
 
     /// A server from the current pool that is still connected and passes

@@ -213,6 +213,7 @@ mod tests {
         let s = Arc::new(Statement {
             id: 1,
             parse: Bytes::new(),
+            class: std::sync::OnceLock::new(),
         });
         assert!(names.insert(b"s1", Arc::clone(&s)));
         assert!(!names.insert(b"s1", s));
