@@ -1,6 +1,6 @@
 //! Primary failover behind one pooler endpoint: the primary is stopped and a replica
-//! promoted under a mixed load (tokio-postgres writers and readers, pgbench select-only@9
-//! + simple-update@1). Writes resume on the new primary, no client connection drops,
+//! promoted under a mixed load (tokio-postgres writers, pgbench `select-only@9` and
+//! `simple-update@1`). Writes resume on the new primary, no client connection drops,
 //! only in-flight transactions fail, no acknowledged write is lost.
 
 mod common;

@@ -72,7 +72,7 @@ async fn probe_all(
         let connector = connector.clone();
         tasks.spawn(async move {
             let checked = tokio::time::timeout(PROBE_TIMEOUT, probe(&connector, connection)).await;
-            let result = checked.unwrap_or_else(|_| Err(("health check timed out".into(), None)));
+            let result = checked.unwrap_or_else(|_| Err("health check timed out".into()));
             (i, result)
         });
     }
@@ -84,35 +84,27 @@ async fn probe_all(
                     connections[i] = Some(connection);
                     Ok(probe)
                 }
-                Err((error, _)) => Err(error),
+                Err(error) => Err(error),
             };
         }
     }
     results
 }
 
-type ProbeError = (String, Option<ServerConnection>);
-
 async fn probe(
     connector: &ServerConnector,
     connection: Option<ServerConnection>,
-) -> Result<(Probe, ServerConnection), ProbeError> {
+) -> Result<(Probe, ServerConnection), String> {
     let mut connection = match connection {
         Some(c) => c,
-        None => connector
-            .connect()
-            .await
-            .map_err(|e| (e.message.clone(), None))?,
+        None => connector.connect().await.map_err(|e| e.message.clone())?,
     };
     let max = connector.target().max_packet_size;
     let result = connection
         .simple_query(PROBE_SQL, max)
         .await
-        .map_err(|e| (e.to_string(), None))?;
-    let row = result
-        .rows
-        .first()
-        .ok_or(("health check returned no row".to_owned(), None))?;
+        .map_err(|e| e.to_string())?;
+    let row = result.rows.first().ok_or("health check returned no row")?;
     let text = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
     let role = if text(0) == "t" {
         Role::Replica
