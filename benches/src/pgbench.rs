@@ -33,23 +33,8 @@ pub fn run_in(
     database: &str,
     args: &[String],
 ) -> anyhow::Result<(PgbenchResult, String)> {
-    let pgbench = integration_tests::pg_tool("pgbench")?;
     let logs = tempfile::tempdir()?;
-    let prefix = logs.path().join("tx");
-    let output = Command::new(pgbench)
-        .args([
-            "-n",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-U",
-            "postgres",
-        ])
-        .arg("--log")
-        .arg(format!("--log-prefix={}", prefix.display()))
-        .args(args)
-        .arg(database)
+    let output = command(port, database, logs.path(), args)?
         .output()
         .context("running pgbench")?;
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -77,6 +62,32 @@ pub fn run_in(
     result.p50_ms = at(0.50);
     result.p99_ms = at(0.99);
     Ok((result, stdout.into_owned()))
+}
+
+/// `pgbench -n -h 127.0.0.1 -p <port> -U postgres --log <args> <database>`, writing its
+/// per-transaction log into `log_dir`.
+pub fn command(
+    port: u16,
+    database: &str,
+    log_dir: &std::path::Path,
+    args: &[String],
+) -> anyhow::Result<Command> {
+    let mut command = Command::new(integration_tests::pg_tool("pgbench")?);
+    command
+        .args([
+            "-n",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "postgres",
+        ])
+        .arg("--log")
+        .arg(format!("--log-prefix={}", log_dir.join("tx").display()))
+        .args(args)
+        .arg(database);
+    Ok(command)
 }
 
 /// Reads pgbench's summary.

@@ -261,23 +261,13 @@ fn select_only_transactions(stdout: &str) -> Option<u64> {
 /// replica 1; reports the longest gap between completed writes and the aborted clients.
 fn failover(pg: &PgCluster, port: u16, options: &Options) -> anyhow::Result<String> {
     let logs = tempfile::tempdir()?;
-    let prefix = logs.path().join("tx");
     let clients = 10;
-    let mut command = Command::new(integration_tests::pg_tool("pgbench")?);
-    command
-        .args([
-            "-n",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-U",
-            "postgres",
-            "--log",
-        ])
-        .arg(format!("--log-prefix={}", prefix.display()))
-        .args(mixed_args(clients, options.failover_secs))
-        .arg("split");
+    let mut command = pgbench::command(
+        port,
+        "split",
+        logs.path(),
+        &mixed_args(clients, options.failover_secs),
+    )?;
     let child = command
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

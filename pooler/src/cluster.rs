@@ -241,6 +241,16 @@ impl Pooler {
         self.secrets.load().get(user).cloned()
     }
 
+    /// Every host group (role-aware host lists), for SHOW HOSTS and metrics.
+    pub fn groups(&self) -> Vec<Arc<HostGroup>> {
+        let mut groups: Vec<_> = self.groups.lock().values().cloned().collect();
+        groups.sort_by(|a, b| {
+            let key = |g: &HostGroup| (g.hosts[0].database.clone(), g.hosts[0].user.clone());
+            key(a).cmp(&key(b))
+        });
+        groups
+    }
+
     /// Every pool, for the console and metrics.
     pub fn pools(&self) -> Vec<Arc<PoolEntry>> {
         self.pools.lock().values().cloned().collect()

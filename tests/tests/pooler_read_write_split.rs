@@ -36,8 +36,11 @@ async fn split_pooler(pg: &PgCluster, entry_options: &str) -> TestPooler {
         "postgres = host={} health_check_period=0.1 ban_time=2 {entry_options}",
         host_list(pg)
     );
-    let general = "pool_mode = transaction\nauth_type = trust\ndefault_pool_size = 4\n";
-    TestPooler::start_with_databases(&databases, general, "\"postgres\" \"\"\n").await
+    let metrics_port = integration_tests::ports::free_port().unwrap();
+    let general = format!(
+        "pool_mode = transaction\nauth_type = trust\ndefault_pool_size = 4\nadmin_users = postgres\nmetrics_addr = 127.0.0.1:{metrics_port}\n"
+    );
+    TestPooler::start_with_databases(&databases, &general, "\"postgres\" \"\"\n").await
 }
 
 async fn is_in_recovery(client: &tokio_postgres::Client, sql: &str) -> bool {
@@ -55,6 +58,24 @@ async fn eventually_on_replica(client: &tokio_postgres::Client) -> bool {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     false
+}
+
+/// A console query's rows as text.
+async fn simple_rows(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<String>> {
+    client
+        .simple_query(sql)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).unwrap_or_default().to_owned())
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
 }
 
 async fn server_port(client: &tokio_postgres::Client) -> i32 {
@@ -333,5 +354,50 @@ async fn a_standby_endpoint_never_uses_the_primary() {
         .await
         .unwrap_err();
     assert_eq!(common::error_code(&error).as_deref(), Some("25006"));
+    pooler.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgbench_mixed_load_runs_through_the_split_in_every_protocol_mode() {
+    let pg = cluster();
+    pg.primary().pgbench_init(1).unwrap();
+    pg.wait_for_replication().unwrap();
+    let pooler = split_pooler(&pg, "read_write_split=on").await;
+    for mode in ["simple", "extended", "prepared"] {
+        let pooler_ref = &pooler;
+        let out = tokio::task::block_in_place(|| {
+            pooler_ref.pgbench(&[
+                "-n",
+                "-M",
+                mode,
+                "-b",
+                "select-only@9",
+                "-b",
+                "simple-update@1",
+                "-c",
+                "4",
+                "-T",
+                "2",
+            ])
+        });
+        assert!(
+            out.contains("number of failed transactions: 0 "),
+            "{mode}: {out}"
+        );
+    }
+    let (_, metrics) = common::http_get(pooler.metrics_addr().unwrap(), "/metrics")
+        .await
+        .unwrap();
+    for replica in pg.replicas() {
+        let label = format!("host=\"127.0.0.1:{}\"", replica.port());
+        let served = metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with("pooler_transaction_duration_seconds_count{") && l.contains(&label)
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+        assert!(served > 0.0, "replica {label} served no transaction");
+    }
     pooler.stop().await;
 }

@@ -5,6 +5,7 @@
 
 pub mod columns;
 pub mod control;
+pub mod hosts;
 mod login;
 pub mod parse;
 pub mod rows;

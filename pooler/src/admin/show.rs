@@ -77,6 +77,7 @@ pub fn show(ctx: &Context<'_>, what: &str) -> Result<Reply, AdminError> {
         "dns_hosts" => ResultSet::new(DNS_HOSTS),
         "dns_zones" => ResultSet::new(DNS_ZONES),
         "state" => state(ctx),
+        "hosts" => super::hosts::hosts(ctx),
         _ => return Err(ctx.syntax_error()),
     };
     Ok(Reply::Rows(set))

@@ -152,6 +152,51 @@ fn pooler_families(families: &mut Families, pooler: &Pooler) {
     }
 }
 
+/// Per host of every read/write-split pool: up, primary, banned, lag.
+fn host_families(families: &mut Families, pooler: &Pooler) {
+    for group in pooler.groups() {
+        let entry = &group.hosts[0];
+        for host in group.host_states() {
+            let pairs = [
+                ("database", entry.database.as_str()),
+                ("user", entry.user.as_str()),
+                ("host", host.label.as_str()),
+            ];
+            let flag = |b: bool| if b { 1.0 } else { 0.0 };
+            let gauges = [
+                (
+                    "pooler_host_up",
+                    "1 when the host's last health check succeeded",
+                    flag(host.state != "down"),
+                ),
+                (
+                    "pooler_host_banned",
+                    "1 while the host gets no new transactions after a failure",
+                    flag(host.state == "banned"),
+                ),
+                (
+                    "pooler_host_primary",
+                    "1 when the host reports it is the primary",
+                    flag(host.role == crate::router::Role::Primary),
+                ),
+                (
+                    "pooler_replica_lag_bytes",
+                    "WAL bytes the replica's replay is behind the primary",
+                    host.lag_bytes as f64,
+                ),
+                (
+                    "pooler_replica_lag_seconds",
+                    "Replay delay of the replica",
+                    host.lag.as_secs_f64(),
+                ),
+            ];
+            for (name, help, v) in gauges {
+                families.add(name, help, MetricType::GAUGE, &pairs, v);
+            }
+        }
+    }
+}
+
 /// Renders every metric in the Prometheus text format (version 0.0.4).
 pub fn render(pooler: &Arc<Pooler>) -> String {
     let registration = ClientRegistration::detached();
@@ -165,6 +210,7 @@ pub fn render(pooler: &Arc<Pooler>) -> String {
     let mut families = Families::default();
     exporter::exporter_families(&mut families, &ctx);
     pooler_families(&mut families, pooler);
+    host_families(&mut families, pooler);
     let mut all: Vec<MetricFamily> = families.by_name.into_values().collect();
     all.extend(process_families());
     let mut out = Vec::new();

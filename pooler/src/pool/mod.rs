@@ -316,22 +316,22 @@ impl<C: Send + 'static> Pool<C> {
             sqlstate: None,
             message: message.to_owned(),
         });
-        let idle = {
-            let mut inner = self.shared.inner.lock();
-            inner.generation += 1;
-            inner.fail_waiters(&PoolError::ServerLogin(failure));
-            std::mem::take(&mut inner.idle)
-        };
-        drop(idle);
+        self.retire_all(&PoolError::ServerLogin(failure));
     }
 
     /// Closes the pool: fails all waiters with `reason` and closes idle servers.
     /// Lent servers are closed when they come back.
     pub fn close(&self, reason: &'static str) {
+        self.retire_all(&PoolError::Closed(reason));
+    }
+
+    /// Fails every waiter with `error`, closes the idle servers (outside the lock) and
+    /// retires the lent ones.
+    fn retire_all(&self, error: &PoolError) {
         let idle = {
             let mut inner = self.shared.inner.lock();
             inner.generation += 1;
-            inner.fail_waiters(&PoolError::Closed(reason));
+            inner.fail_waiters(error);
             std::mem::take(&mut inner.idle)
         };
         drop(idle);

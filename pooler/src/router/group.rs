@@ -9,6 +9,23 @@ use super::topology::{Role, Topology, Want};
 use crate::cluster::PoolEntry;
 use crate::config::TargetSessionAttrs;
 
+/// One host as `SHOW HOSTS` and `/metrics` report it.
+#[derive(Debug, Clone)]
+pub struct HostState {
+    /// `host:port`.
+    pub label: String,
+    /// Last known role.
+    pub role: Role,
+    /// `up`, `banned` (up but serving nothing until its ban ends) or `down`.
+    pub state: &'static str,
+    /// WAL bytes behind the primary.
+    pub lag_bytes: u64,
+    /// Replay delay.
+    pub lag: Duration,
+    /// Clients linked to it now.
+    pub linked_clients: usize,
+}
+
 /// The pools of one (database, user) across the hosts of its `host=` list.
 #[derive(Debug)]
 pub struct HostGroup {
@@ -88,6 +105,29 @@ impl HostGroup {
         } else {
             Want::Primary
         }
+    }
+
+    /// Per host, in `host=` order: (`host:port`, its state for the console and metrics).
+    pub fn host_states(&self) -> Vec<HostState> {
+        let snapshot = self.topology.load();
+        let now = std::time::Instant::now();
+        snapshot
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| HostState {
+                label: self.label(i).to_owned(),
+                role: h.role,
+                state: match (h.is_up, h.is_usable(now)) {
+                    (false, _) => "down",
+                    (true, false) => "banned",
+                    (true, true) => "up",
+                },
+                lag_bytes: h.lag_bytes,
+                lag: h.lag,
+                linked_clients: self.topology.linked(i),
+            })
+            .collect()
     }
 
     /// Hosts to try for a login-time welcome: usable primary first, then replicas,
