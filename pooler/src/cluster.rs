@@ -142,9 +142,10 @@ impl Pooler {
         let config = self.config();
         for entry in self.pools.lock().values() {
             let settings = config.pool_settings(&entry.database, &entry.user);
+            let is_host = entry.host.is_some();
             entry
                 .pool
-                .update_settings(pool_settings(&settings, &config));
+                .update_settings(pool_settings(&settings, &config, is_host));
         }
     }
 
@@ -398,7 +399,7 @@ impl Pooler {
                 Some(i) => format!("{database}/{user}@{}", host_label(db, i)),
                 None => format!("{database}/{user}"),
             },
-            pool_settings(&settings, config),
+            pool_settings(&settings, config, host.is_some()),
             Box::new(connector),
             budgets,
         );
@@ -476,9 +477,11 @@ pub fn nonzero(d: Duration) -> Option<Duration> {
     (!d.is_zero()).then_some(d)
 }
 
-fn pool_settings(s: &config::PoolSettings, config: &Config) -> PoolSettings {
+/// The pool's settings; `is_host` for one host of a read/write-split entry.
+fn pool_settings(s: &config::PoolSettings, config: &Config, is_host: bool) -> PoolSettings {
     let g = &config.general;
     PoolSettings {
+        is_failing_waiters_on_network_errors: is_host,
         pool_size: s.pool_size as usize,
         min_pool_size: s.min_pool_size as usize,
         reserve_pool_size: s.reserve_pool_size as usize,

@@ -193,7 +193,8 @@ async fn a_primary_failover_under_mixed_load_keeps_every_client_connected() {
         .unwrap();
     let reader = pooler.connect("postgres", None, "postgres").await.unwrap();
     let old_port = i32::from(pg.primary().port());
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // Within the ban time (2 s) plus a few health checks, not server_login_retry (15 s).
+    let deadline = Instant::now() + Duration::from_secs(8);
     let mut is_serving = false;
     while Instant::now() < deadline && !is_serving {
         let row = reader

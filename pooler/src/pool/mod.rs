@@ -92,6 +92,9 @@ pub struct PoolSettings {
     pub server_idle_timeout: Option<Duration>,
     /// `server_round_robin`: reuse the least recently used server instead of the most.
     pub is_round_robin: bool,
+    /// One host of a read/write-split entry: a network failure to connect fails the
+    /// waiters at once (their sessions move to another host) instead of letting them wait.
+    pub is_failing_waiters_on_network_errors: bool,
 }
 
 impl Default for PoolSettings {
@@ -106,6 +109,7 @@ impl Default for PoolSettings {
             server_lifetime: Some(Duration::from_secs(3600)),
             server_idle_timeout: Some(Duration::from_secs(600)),
             is_round_robin: false,
+            is_failing_waiters_on_network_errors: false,
         }
     }
 }
@@ -305,6 +309,13 @@ impl<C: Send + 'static> Pool<C> {
             std::mem::take(&mut inner.idle)
         };
         drop(idle);
+        self.shared.launch_connections();
+    }
+
+    /// The server answers again (its health check succeeded): forget the cached login
+    /// failure so connections are opened now, not after `server_login_retry`.
+    pub fn clear_login_failure(&self) {
+        self.shared.inner.lock().login_failure = None;
         self.shared.launch_connections();
     }
 
@@ -521,7 +532,8 @@ impl<C: Send + 'static> Shared<C> {
                 tracing::warn!(pool = %self.name, "server connection failed: {failure}");
                 let error = PoolError::ServerLogin(Arc::new(failure));
                 let has_no_server = inner.total() == 0;
-                if has_no_server && failure_is_rejection(&error) {
+                let is_failing_fast = self.settings.lock().is_failing_waiters_on_network_errors;
+                if has_no_server && (failure_is_rejection(&error) || is_failing_fast) {
                     inner.fail_waiters(&error);
                 }
                 inner.login_failure = Some((now, error));

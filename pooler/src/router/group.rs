@@ -67,6 +67,13 @@ impl HostGroup {
         }
     }
 
+    /// Host `i` answers its health check again: its pool may connect right away.
+    pub fn host_up(&self, i: usize) {
+        if let Some(entry) = self.hosts.get(i) {
+            entry.pool.clear_login_failure();
+        }
+    }
+
     /// A session saw host `i` fail: ban it, wake the monitor, move its waiters.
     pub fn report_failure(&self, i: usize) {
         self.topology.report_failure(i);

@@ -173,6 +173,9 @@ fn next_snapshot(
                 if !before.is_up || before.role != probe.role {
                     tracing::info!(host = %label, role = probe.role.as_str(), "host is up");
                 }
+                if !before.is_up {
+                    group.host_up(i);
+                }
                 if before.role == Role::Primary && probe.role != Role::Primary {
                     tracing::warn!(host = %label, "former primary is now a replica; closing its connections");
                     group.reconnect_host(i);
