@@ -331,6 +331,25 @@ async fn a_replica_whose_replay_is_paused_stops_getting_reads_once_it_lags() {
             "read went to the lagging replica"
         );
     }
+    // The console and /metrics show why.
+    let console = pooler.console("postgres", None).await.unwrap();
+    let rows = simple_rows(&console, "SHOW HOSTS").await;
+    let label = format!("127.0.0.1:{}", paused.port());
+    let row = rows
+        .iter()
+        .find(|r| r[2] == label)
+        .expect("paused replica in SHOW HOSTS");
+    assert_eq!((row[3].as_str(), row[4].as_str()), ("replica", "up"));
+    assert!(row[5].parse::<u64>().unwrap() > 4096, "lag_bytes {row:?}");
+    assert_eq!(rows.iter().filter(|r| r[3] == "primary").count(), 1);
+    let metrics_addr = pooler.metrics_addr().unwrap();
+    let (_, metrics) = common::http_get(metrics_addr, "/metrics").await.unwrap();
+    let lag_line = metrics
+        .lines()
+        .find(|l| l.starts_with("pooler_replica_lag_bytes{") && l.contains(&label))
+        .expect("lag gauge");
+    let lag: f64 = lag_line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(lag > 4096.0, "{lag_line}");
     paused.resume_replay().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut is_back = false;
