@@ -55,7 +55,7 @@ pub async fn handle(mut stream: Stream, pooler: Arc<Pooler>, shutdown: Cancellat
                 welcomed.admission,
             )
             .with_registration(welcomed.registration);
-            let session = match pooler.group_for(&welcomed.entry) {
+            let session = match welcomed.group {
                 Some(group) => session.with_router(SessionRouter::new(group)),
                 None => session,
             };
@@ -174,6 +174,13 @@ async fn login(
         }
     }
     let group = pooler.group_for(&entry);
+    if entry.host.is_some() && group.is_none() {
+        // KILL removed the pool between lookup and here: never serve it unrouted.
+        return Err(LoginError::rejected(
+            sqlstate::ADMIN_SHUTDOWN,
+            "database removed, reconnect",
+        ));
+    }
     let welcome = welcome_params(&entry, group.as_deref())
         .await
         .map_err(|e| match e {
@@ -204,6 +211,7 @@ async fn login(
         cancel,
         admission,
         registration,
+        group,
     })))
 }
 
@@ -222,6 +230,8 @@ struct Welcomed {
     cancel: crate::cancel::CancelHandle,
     admission: crate::cluster::ClientSlot,
     registration: crate::registry::ClientRegistration,
+    /// The host group when the database is read/write split.
+    group: Option<Arc<HostGroup>>,
 }
 
 /// Lists a logged-in client for SHOW CLIENTS and KILL_CLIENT.

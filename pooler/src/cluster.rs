@@ -47,6 +47,9 @@ pub struct PoolEntry {
     pub connect_errors: Arc<ConnectErrors>,
     /// `host:port` of this pool's server when it is one host of a role-aware host list.
     pub host: Option<String>,
+    /// The host group this pool belongs to; cleared when the pools are removed (KILL),
+    /// which breaks the group → pools → group cycle.
+    pub group: Mutex<Option<Arc<HostGroup>>>,
 }
 
 /// (database, server user, host index): host index 0 unless the entry is a host group.
@@ -58,7 +61,6 @@ pub struct Pooler {
     config: ArcSwap<Config>,
     secrets: ArcSwap<UserSecrets>,
     pools: Mutex<HashMap<PoolKey, Arc<PoolEntry>>>,
-    groups: Mutex<HashMap<(String, String), Arc<HostGroup>>>,
     db_budgets: Mutex<HashMap<String, Arc<Budget>>>,
     user_budgets: Mutex<HashMap<String, Arc<Budget>>>,
     /// Every distinct prepared statement.
@@ -117,7 +119,6 @@ impl Pooler {
             config: ArcSwap::from_pointee(config),
             secrets: ArcSwap::from_pointee(secrets),
             pools: Mutex::new(HashMap::new()),
-            groups: Mutex::new(HashMap::new()),
             db_budgets: Mutex::new(HashMap::new()),
             user_budgets: Mutex::new(HashMap::new()),
             statements: Arc::new(StatementRegistry::default()),
@@ -170,14 +171,17 @@ impl Pooler {
     /// Removes every pool of `database` (KILL) and returns them for closing; new
     /// clients get fresh pools.
     pub fn remove_pools(&self, database: &str) -> Vec<Arc<PoolEntry>> {
-        self.groups.lock().retain(|(db, _), _| db != database);
         let mut pools = self.pools.lock();
         let keys: Vec<_> = pools
             .keys()
             .filter(|(db, _, _)| db == database)
             .cloned()
             .collect();
-        keys.iter().filter_map(|k| pools.remove(k)).collect()
+        let removed: Vec<_> = keys.iter().filter_map(|k| pools.remove(k)).collect();
+        for entry in &removed {
+            entry.group.lock().take();
+        }
+        removed
     }
 
     /// Takes a place in `max_client_conn`.
@@ -244,7 +248,13 @@ impl Pooler {
 
     /// Every host group (role-aware host lists), for SHOW HOSTS and metrics.
     pub fn groups(&self) -> Vec<Arc<HostGroup>> {
-        let mut groups: Vec<_> = self.groups.lock().values().cloned().collect();
+        let mut groups: Vec<_> = self
+            .pools
+            .lock()
+            .iter()
+            .filter(|((_, _, host), _)| *host == 0)
+            .filter_map(|(_, entry)| entry.group.lock().clone())
+            .collect();
         groups.sort_by(|a, b| {
             let key = |g: &HostGroup| (g.hosts[0].database.clone(), g.hosts[0].user.clone());
             key(a).cmp(&key(b))
@@ -275,7 +285,10 @@ impl Pooler {
         })?;
         let server_user = db.user.clone().unwrap_or_else(|| user.to_owned());
         let key = (database.to_owned(), server_user.clone(), 0);
-        if let Some(entry) = self.pools.lock().get(&key) {
+        // One lock over lookup and creation: concurrent first logins share one pool
+        // (and one host group with its health monitor).
+        let mut pools = self.pools.lock();
+        if let Some(entry) = pools.get(&key) {
             if let Some(secret) = secret {
                 let mut credentials = entry.credentials.lock();
                 if matches!(*credentials, ServerCredentials::None) {
@@ -285,7 +298,7 @@ impl Pooler {
             return Ok(Arc::clone(entry));
         }
         if db.routing.is_role_aware() && db.hosts.len() > 1 {
-            return Ok(self.new_group(&config, &db, database, &server_user, secret));
+            return Ok(self.new_group(&mut pools, &config, &db, database, &server_user, secret));
         }
         let credentials = self.initial_credentials(&db, &server_user, secret);
         let entry =
@@ -293,20 +306,20 @@ impl Pooler {
         if self.console.is_database_paused(database) {
             entry.pool.pause();
         }
-        Ok(Arc::clone(self.pools.lock().entry(key).or_insert(entry)))
+        pools.insert(key, Arc::clone(&entry));
+        Ok(entry)
     }
 
     /// The host group of a client's pool, when its database entry is role-aware.
     pub fn group_for(&self, entry: &PoolEntry) -> Option<Arc<HostGroup>> {
-        entry.host.as_ref()?;
-        let key = (entry.database.clone(), entry.user.clone());
-        self.groups.lock().get(&key).cloned()
+        entry.group.lock().clone()
     }
 
     /// Creates the per-host pools of a role-aware entry, their topology and health
     /// monitor; returns the first host's pool (the key under which the group is found).
     fn new_group(
         &self,
+        pools: &mut HashMap<PoolKey, Arc<PoolEntry>>,
         config: &Config,
         db: &DatabaseConfig,
         database: &str,
@@ -325,10 +338,17 @@ impl Pooler {
             .map(|f| (*f).to_owned())
             .collect();
         volatile.extend(db.routing.volatile_functions.iter().cloned());
+        let volatile_fingerprint = {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::hash::DefaultHasher::new();
+            volatile.hash(&mut hasher);
+            hasher.finish()
+        };
         let group = Arc::new(HostGroup {
             hosts,
             topology: Topology::new(db.hosts.len(), db.routing.clone()),
             volatile,
+            volatile_fingerprint,
             is_split: db.routing.read_write_split,
             target_session_attrs: db.routing.target_session_attrs,
         });
@@ -345,19 +365,14 @@ impl Pooler {
             })
             .collect();
         crate::router::monitor::spawn(&group, monitors);
-        let mut pools = self.pools.lock();
         for (i, entry) in group.hosts.iter().enumerate() {
             if self.console.is_database_paused(database) {
                 entry.pool.pause();
             }
+            *entry.group.lock() = Some(Arc::clone(&group));
             pools.insert((database.to_owned(), user.to_owned(), i), Arc::clone(entry));
         }
-        drop(pools);
-        let first = Arc::clone(&group.hosts[0]);
-        self.groups
-            .lock()
-            .insert((database.to_owned(), user.to_owned()), group);
-        first
+        Arc::clone(&group.hosts[0])
     }
 
     /// What a new pool logs in to the server with (shared by a group's host pools).
@@ -412,6 +427,7 @@ impl Pooler {
             welcome: Mutex::new(None),
             connect_errors,
             host: host.map(|i| host_label(db, i)),
+            group: Mutex::new(None),
         }
     }
 

@@ -230,6 +230,17 @@ async fn a_client_always_reads_its_own_writes() {
     for task in tasks {
         task.await.unwrap();
     }
+    // A write hidden after a SET in one message still counts as a write.
+    let client = pooler.connect("postgres", None, "postgres").await.unwrap();
+    client
+        .batch_execute("SET application_name = 'x'; INSERT INTO rw VALUES (9999, 9)")
+        .await
+        .unwrap();
+    let row = client
+        .query_one("SELECT count(*) FROM rw WHERE id = 9999", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 1);
     assert!(
         replica_reads.load(Ordering::Relaxed) > 0,
         "reads after replication caught up should reach replicas"
@@ -418,5 +429,26 @@ async fn pgbench_mixed_load_runs_through_the_split_in_every_protocol_mode() {
             .sum::<f64>();
         assert!(served > 0.0, "replica {label} served no transaction");
     }
+    pooler.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_terminated_by_its_own_client_bans_no_host() {
+    let pg = cluster();
+    let pooler = split_pooler(&pg, "read_write_split=on").await;
+    let client = pooler.connect("postgres", None, "postgres").await.unwrap();
+    // Every attempt kills the backend it runs on: moved a few times, then reported.
+    let error = client
+        .query_one("SELECT pg_terminate_backend(pg_backend_pid())", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(common::error_code(&error).as_deref(), Some("08006"));
+    // The same connection works and both replicas still serve reads.
+    let mut ports = BTreeSet::new();
+    for _ in 0..20 {
+        ports.insert(server_port(&client).await);
+    }
+    let replica_ports: BTreeSet<i32> = pg.replicas().iter().map(|r| i32::from(r.port())).collect();
+    assert_eq!(ports, replica_ports);
     pooler.stop().await;
 }

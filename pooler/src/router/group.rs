@@ -35,6 +35,9 @@ pub struct HostGroup {
     pub topology: Arc<Topology>,
     /// Functions that make a SELECT a write (defaults plus `volatile_functions`).
     pub volatile: Vec<String>,
+    /// Identifies `volatile`: a prepared statement's cached class is only reused by
+    /// groups with the same list.
+    pub volatile_fingerprint: u64,
     /// `read_write_split=on`.
     pub is_split: bool,
     /// `target_session_attrs` of the entry.
@@ -74,10 +77,11 @@ impl HostGroup {
         }
     }
 
-    /// A session saw host `i` fail: ban it, wake the monitor, move its waiters.
+    /// A session lost its connection to host `i`: no new transactions there until the
+    /// monitor, woken now, has checked it (a failed check keeps it banned for
+    /// `ban_time` and moves its pool's waiters).
     pub fn report_failure(&self, i: usize) {
         self.topology.report_failure(i);
-        self.host_down(i);
     }
 
     /// Waits until every host was checked once (at most `limit`), so the first

@@ -20,9 +20,11 @@ const MIN_SPACING: Duration = Duration::from_millis(20);
 
 /// The check: role, then the replay position (replica) or WAL insert position (primary),
 /// and on a replica the age of the last replayed commit.
-const PROBE_SQL: &str = "SELECT pg_is_in_recovery(), \
-     CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_insert_lsn() END, \
-     CASE WHEN pg_is_in_recovery() THEN COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) ELSE 0 END";
+const PROBE_SQL: &str = "SELECT pg_catalog.pg_is_in_recovery(), \
+     CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn() \
+     ELSE pg_catalog.pg_current_wal_insert_lsn() END, \
+     CASE WHEN pg_catalog.pg_is_in_recovery() THEN COALESCE(EXTRACT(EPOCH FROM \
+     pg_catalog.now() - pg_catalog.pg_last_xact_replay_timestamp()), 0) ELSE 0 END";
 
 /// What one check found.
 #[derive(Debug, Clone, Copy)]
@@ -115,8 +117,8 @@ async fn probe(
     let replay_age = text(2)
         .parse::<f64>()
         .ok()
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map_or(Duration::ZERO, Duration::from_secs_f64);
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .unwrap_or(Duration::ZERO);
     Ok((
         Probe {
             role,
@@ -153,6 +155,11 @@ fn next_snapshot(
                 status.is_up = true;
                 status.role = probe.role;
                 status.lsn = probe.lsn;
+                if before.is_suspect {
+                    // A session saw one connection fail; the host itself answers.
+                    status.is_suspect = false;
+                    status.banned_until = None;
+                }
                 if probe.role == Role::Primary {
                     // A reachable primary is never kept out by an old ban.
                     status.banned_until = None;
@@ -180,12 +187,17 @@ fn next_snapshot(
                     tracing::warn!(host = %label, "former primary is now a replica; closing its connections");
                     group.reconnect_host(i);
                 }
+                if before.role != probe.role {
+                    topology.forget_replayed(i);
+                }
             }
             Err(error) => {
                 status.is_up = false;
-                if before.is_up || previous.epoch == 0 {
+                if before.is_up || before.is_suspect || previous.epoch == 0 {
                     tracing::warn!(host = %label, %error, "host is down");
                     status.banned_until = Some(now + options.ban_time);
+                    status.is_suspect = false;
+                    topology.forget_replayed(i);
                     group.host_down(i);
                 }
             }

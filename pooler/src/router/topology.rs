@@ -50,6 +50,9 @@ pub struct HostStatus {
     pub lag: Duration,
     /// Snapshot epoch in which the host last became primary (newest primary wins).
     pub primary_since: u64,
+    /// Banned because a session saw it fail, not a health check: the next successful
+    /// check lifts the ban (one terminated backend must not take a host out).
+    pub is_suspect: bool,
 }
 
 impl Default for HostStatus {
@@ -62,6 +65,7 @@ impl Default for HostStatus {
             lag_bytes: 0,
             lag: Duration::ZERO,
             primary_since: 0,
+            is_suspect: false,
         }
     }
 }
@@ -169,6 +173,7 @@ impl Topology {
         let mut snapshot = Snapshot::clone(&current);
         if let Some(status) = snapshot.hosts.get_mut(host) {
             status.is_up = false;
+            status.is_suspect = true;
             status.banned_until = Some(Instant::now() + self.options.ban_time);
             tracing::warn!(
                 host,
@@ -178,6 +183,14 @@ impl Topology {
         }
         self.publish(snapshot);
         self.wake_monitor.notify_one();
+    }
+
+    /// Forgets replay positions sessions read on `host` (it went down or changed role:
+    /// a rebuilt replica may be behind them).
+    pub fn forget_replayed(&self, host: usize) {
+        if let Some(replayed) = self.replayed.get(host) {
+            replayed.store(0, Ordering::Relaxed);
+        }
     }
 
     /// A session read `lsn` as `host`'s replay position (newer than the last check).

@@ -70,9 +70,23 @@ pub struct Exchange {
     /// The server is in COPY FROM STDIN started by an extended-protocol Execute: it
     /// ignores Sync and Flush until the client's CopyDone or CopyFail.
     is_copy_in_extended: bool,
+    /// An extended-protocol batch has started and its Sync has not been forwarded:
+    /// the server keeps its unnamed statement and portal for it, so it stays linked.
+    is_in_batch: bool,
 }
 
 impl Exchange {
+    /// Marks the start (Parse, Bind, Describe, Execute, Close, Flush) or the end (Sync,
+    /// Query, FunctionCall) of an extended-protocol batch.
+    pub fn set_in_batch(&mut self, is_in_batch: bool) {
+        self.is_in_batch = is_in_batch;
+    }
+
+    /// Inside an extended-protocol batch whose Sync was not forwarded yet.
+    pub fn is_in_batch(&self) -> bool {
+        self.is_in_batch
+    }
+
     /// Whether a forwarded Sync, Query or FunctionCall still waits for ReadyForQuery.
     pub fn awaits_ready_for_query(&self) -> bool {
         self.ready_for_query_count() > 0
@@ -193,10 +207,39 @@ impl Exchange {
         }
     }
 
+    /// Entries queued after the last one that waits for ReadyForQuery: a batch whose
+    /// Sync the client has not sent yet.
+    pub fn has_partial_batch(&self) -> bool {
+        let is_ready_expect = |p: &Pending| {
+            matches!(
+                p,
+                Pending::Forward(Expect::Sync | Expect::Query | Expect::FunctionCall)
+            )
+        };
+        match self.queue.iter().rposition(is_ready_expect) {
+            Some(last) => last + 1 < self.queue.len(),
+            None => !self.queue.is_empty(),
+        }
+    }
+
+    /// Statement ids of forwarded Parses that got no ParseComplete yet.
+    pub fn unanswered_parses(&self) -> Vec<u64> {
+        self.queue
+            .iter()
+            .filter_map(|p| match p {
+                Pending::Forward(Expect::Parse {
+                    statement: Some(id),
+                }) => Some(*id),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Forgets everything (the server is gone).
     pub fn clear(&mut self) {
         self.queue.clear();
         self.is_skipping_to_sync = false;
+        self.is_in_batch = false;
         self.injected_error = None;
         self.is_copy_in_extended = false;
     }

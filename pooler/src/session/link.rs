@@ -4,10 +4,10 @@
 
 use std::time::Instant;
 
-use protocol::pg::{FrontendTag, TransactionStatus, encode, peek_header};
+use protocol::pg::{FrontendTag, TransactionStatus, encode};
 
 use super::exchange::{Exchange, Pending};
-use super::routing::{CurrentRoute, SessionRouter, TransactionClass};
+use super::routing::{CurrentRoute, SessionRouter, WriteLsn};
 use super::{ClientSession, SessionError};
 use crate::config::PoolMode;
 use crate::pool::{PoolError, PooledServer};
@@ -18,6 +18,9 @@ use crate::server::ServerConnection;
 /// How often one transaction may move to another host after failures that reached no
 /// client (connect failures, a replica lost before its first reply).
 const MAX_REROUTES: u32 = 4;
+/// Longest wait for the WAL-position queries of read-your-writes; a server that does
+/// not answer in time is closed.
+const EXTRA_QUERY_TIMEOUT: std::time::Duration = crate::router::monitor::PROBE_TIMEOUT;
 
 impl ClientSession {
     /// Gets a server for the client's next transaction, watching the client meanwhile.
@@ -61,13 +64,11 @@ impl ClientSession {
         &mut self,
         router: &mut SessionRouter,
     ) -> Result<PooledServer<ServerConnection>, SessionError> {
-        let class = match first_frame(&self.client_in, self.settings.max_packet_size) {
-            Some(frame) => router.classify(frame, &self.statements),
-            None => TransactionClass {
-                is_read: false,
-                is_write: true,
-            },
-        };
+        let class = router.classify(
+            &self.client_in,
+            self.settings.max_packet_size,
+            &self.statements,
+        );
         let want = router.want(class, self.settings.pool_mode == PoolMode::Session);
         let started = Instant::now();
         for _ in 0..MAX_REROUTES {
@@ -75,7 +76,12 @@ impl ClientSession {
                 .settings
                 .route_wait_timeout
                 .map(|t| t.saturating_sub(started.elapsed()));
-            let Some(host) = router.choose(want, limit).await else {
+            let choice = tokio::select! {
+                host = router.choose(want, limit) => host,
+                () = self.registration.killed() => return Err(self.killed_error()),
+                () = self.shutdown.cancelled() => return Err(SessionError::Shutdown),
+            };
+            let Some(host) = choice else {
                 break;
             };
             let topology = &router.group.topology;
@@ -216,22 +222,30 @@ impl ClientSession {
             let mut lsn = None;
             if router.needs_write_lsn() {
                 let query = server.simple_query(
-                    "SELECT pg_current_wal_insert_lsn()",
+                    "SELECT pg_catalog.pg_current_wal_insert_lsn()",
                     self.settings.max_packet_size,
                 );
-                match query.await {
-                    Ok(result) if result.status == Some(TransactionStatus::Idle) => {
+                match tokio::time::timeout(EXTRA_QUERY_TIMEOUT, query).await {
+                    Ok(Ok(result)) if result.status == Some(TransactionStatus::Idle) => {
                         lsn = result
                             .rows
                             .first()
                             .and_then(|row| row.first().cloned().flatten())
                             .and_then(|text| parse_lsn(&text));
                     }
-                    // The server is not in a state to hand on: close it.
-                    _ => return,
+                    // The server is not in a state to hand on: close it; this client's
+                    // reads stay on the primary for a while instead.
+                    _ => {
+                        router.finish_transaction(WriteLsn::Unknown);
+                        return;
+                    }
                 }
             }
-            router.finish_transaction(lsn);
+            router.finish_transaction(match lsn {
+                Some(lsn) => WriteLsn::Known(lsn),
+                None if router.needs_write_lsn() => WriteLsn::Unknown,
+                None => WriteLsn::NotNeeded,
+            });
         }
         // The pool closes it instead if a RECONNECT or server_lifetime retired it.
         server.checkin();
@@ -265,18 +279,22 @@ impl ClientSession {
                 .is_some_and(|r| r.reroutes < MAX_REROUTES)
     }
 
-    /// Drops the failed replica's server, bans the host and puts the client's frames
-    /// back, so the next link sends them to another host.
-    pub(super) fn reroute(&mut self) {
+    /// Drops the failed replica's server, puts the client's frames back so the next
+    /// link sends them to another host, and reports the host when the connection
+    /// itself was lost (a FATAL or recovery conflict of one backend bans nothing).
+    pub(super) fn reroute(&mut self, error: &SessionError) {
         let Some(mut retry) = self.retry.take() else {
             return;
         };
         if let Some(current) = self.router.as_mut().and_then(|r| r.current.take()) {
-            if let Some(router) = &self.router {
+            if let Some(router) = &self.router
+                && matches!(error, SessionError::ServerClosed(_))
+            {
                 router.group.report_failure(current.lease.host());
             }
             tracing::warn!(
                 host = current.lease.host(),
+                %error,
                 "replica failed before its first reply; moving the transaction"
             );
         }
@@ -304,21 +322,6 @@ impl ClientSession {
             frames: bytes::BytesMut::new(),
             reroutes: retry.reroutes + 1,
         });
-    }
-}
-
-/// The first whole frame of `input` that says what the transaction does: Close and
-/// Flush are skipped (drivers such as tokio-postgres send the Close of a dropped
-/// statement in front of their next request).
-fn first_frame(input: &[u8], max_packet_size: usize) -> Option<&[u8]> {
-    let mut rest = input;
-    loop {
-        let header = peek_header(rest, max_packet_size).ok()??;
-        let frame = rest.get(..header.len)?;
-        match FrontendTag::from_byte(header.tag) {
-            Some(FrontendTag::Close | FrontendTag::Flush) => rest = &rest[header.len..],
-            _ => return Some(frame),
-        }
     }
 }
 

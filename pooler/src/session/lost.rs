@@ -45,12 +45,17 @@ impl ClientSession {
         }
         if let Some(router) = self.router.as_mut()
             && let Some(current) = router.current.take()
+            && matches!(error, SessionError::ServerClosed(_))
         {
             router.group.report_failure(current.lease.host());
         }
         let was_in_block = self.status != TransactionStatus::Idle;
         let in_flight = self.exchange.ready_for_query_count();
-        let has_partial_batch = !self.exchange.is_idle() && in_flight == 0;
+        let has_partial_batch = self.exchange.has_partial_batch();
+        // Named statements whose Parse never got an answer do not exist for the client.
+        for id in self.exchange.unanswered_parses() {
+            self.statements.remove_id(id);
+        }
         self.server = None;
         self.cancel.unlink();
         self.retry = None;
@@ -165,7 +170,18 @@ impl ClientSession {
                         .map_err(SessionError::Protocol)?;
                 }
                 Some(FrontendTag::Close) => encode::close_complete(&mut out),
-                Some(FrontendTag::Flush) => {}
+                // The rest of a COPY the lost server was receiving: ignored, as
+                // PostgreSQL ignores copy messages outside a COPY.
+                Some(
+                    FrontendTag::Flush
+                    | FrontendTag::CopyData
+                    | FrontendTag::CopyDone
+                    | FrontendTag::CopyFail,
+                ) => {}
+                Some(FrontendTag::FunctionCall) | None => {
+                    aborted_error(&mut out, lost)?;
+                    encode::ready_for_query(&mut out, TransactionStatus::Failed);
+                }
                 _ => {
                     aborted_error(&mut out, lost)?;
                     lost.is_skipping_to_sync = true;

@@ -213,7 +213,7 @@ impl ClientSession {
             if self.server.is_some() {
                 if let Err(error) = self.active_step().await {
                     if self.can_reroute(&error) {
-                        self.reroute();
+                        self.reroute(&error);
                     } else if !self.survive_server_loss(&error) {
                         return Err(error);
                     }
@@ -440,6 +440,14 @@ impl ClientSession {
         // its ReadyForQuery, so the next transaction is routed on its own.
         let is_one_at_a_time = self.is_on_replica();
         let mut retry = self.retry.take();
+        // A read sent to the primary may be followed by pipelined writes: remember the
+        // statements forwarded, so read-your-writes tracks them.
+        let is_tracking_writes = self.router.as_ref().is_some_and(|r| {
+            r.current
+                .as_ref()
+                .is_some_and(|c| !c.is_replica && !c.is_write)
+        });
+        let mut forwarded = Vec::new();
         let result = (|| {
             let Some(mut link) = self.link() else {
                 return Ok(());
@@ -461,11 +469,19 @@ impl ClientSession {
                 {
                     r.frames.extend_from_slice(frame.as_bytes());
                 }
+                if is_tracking_writes {
+                    forwarded.push(frame);
+                }
             }
             Ok(())
         })();
         self.client_in = input;
         self.retry = retry;
+        if let Some(router) = self.router.as_mut() {
+            for frame in &forwarded {
+                router.note_forwarded(frame.as_bytes(), &self.statements);
+            }
+        }
         result
     }
 
@@ -512,7 +528,7 @@ impl ClientSession {
         if let Some(status) = last_status {
             self.on_ready_for_query(status)?;
         }
-        if self.client_out.len() != relayed_before && result.is_ok() {
+        if self.client_out.len() != relayed_before {
             // A server reply reached the client: the transaction can no longer move.
             self.retry = None;
         }
@@ -539,6 +555,7 @@ impl ClientSession {
         self.settings.pool_mode != PoolMode::Session
             && self.status == TransactionStatus::Idle
             && self.exchange.is_idle()
+            && !self.exchange.is_in_batch()
             && self.server_out.is_empty()
     }
 

@@ -20,8 +20,9 @@ pub struct Statement {
     pub id: u64,
     /// The client's Parse with the name replaced by the server-side name.
     pub parse: Bytes,
-    /// Read/write class of the query, computed on first use by a routed session.
-    pub class: std::sync::OnceLock<crate::router::Classification>,
+    /// Read/write class of the query, computed on first use by a routed session, with
+    /// the fingerprint of the volatile-function list it was computed with.
+    pub class: std::sync::OnceLock<(u64, crate::router::Classification)>,
 }
 
 impl Statement {
@@ -100,6 +101,11 @@ impl ClientStatements {
     /// Forgets a name (client Close).
     pub fn remove(&mut self, name: &[u8]) {
         self.by_name.remove(name);
+    }
+
+    /// Forgets every name bound to statement `id` (its Parse never completed).
+    pub fn remove_id(&mut self, id: u64) {
+        self.by_name.retain(|_, statement| statement.id != id);
     }
 
     /// Forgets every name (DEALLOCATE ALL / DISCARD ALL).

@@ -63,6 +63,18 @@ impl Link<'_> {
         let tag = frame
             .frontend_tag()
             .ok_or(SessionError::protocol("unknown message type"))?;
+        match tag {
+            FrontendTag::Parse
+            | FrontendTag::Bind
+            | FrontendTag::Describe
+            | FrontendTag::Execute
+            | FrontendTag::Close
+            | FrontendTag::Flush => self.exchange.set_in_batch(true),
+            FrontendTag::Sync | FrontendTag::Query | FrontendTag::FunctionCall => {
+                self.exchange.set_in_batch(false);
+            }
+            _ => {}
+        }
         let expect = match tag {
             FrontendTag::Query => Some(Expect::Query),
             FrontendTag::Execute => Some(Expect::Execute),
@@ -325,17 +337,14 @@ impl Link<'_> {
 }
 
 /// An error a replica gives that another host would not: FATAL (shutdown, crash,
-/// terminated backend), a recovery conflict (`40001` on a standby), an operator
-/// intervention (`57P0x`) or a connection exception (`08xxx`).
+/// terminated backend), a recovery conflict (`40001` on a standby) or an operator
+/// intervention (`57P0x`).
 fn is_retryable(body: &[u8]) -> bool {
     let Ok(fields) = ErrorFields::new(body) else {
         return false;
     };
     let code = fields.get(b'C').unwrap_or_default();
-    fields.severity() == Some(b"FATAL")
-        || code == b"40001"
-        || code.starts_with(b"57P")
-        || code.starts_with(b"08")
+    fields.severity() == Some(b"FATAL") || code == b"40001" || code.starts_with(b"57P")
 }
 
 fn is_fatal(body: &[u8]) -> bool {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use protocol::pg::FrontendTag;
+use protocol::pg::{FrontendTag, peek_header};
 
 use super::prepared::{ClientStatements, statement_body};
 use crate::config::ReadYourWrites;
@@ -24,13 +24,22 @@ pub enum RouteOverride {
     Replica,
 }
 
-/// What the classifier said about a transaction's first message.
+/// What the classifier said about a transaction's messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TransactionClass {
     /// May run on a replica.
     pub is_read: bool,
     /// May write data: read-your-writes starts after it (`SET`/`RESET` do not).
     pub is_write: bool,
+}
+
+impl TransactionClass {
+    /// Adds one statement's class (`None`: unknown, the primary).
+    fn add(&mut self, unit: Option<Classification>, is_session_command: bool) {
+        let is_unit_read = unit.is_some_and(is_read);
+        self.is_read &= is_unit_read;
+        self.is_write |= !is_unit_read && !is_session_command;
+    }
 }
 
 /// The host a transaction was routed to.
@@ -44,6 +53,22 @@ pub struct CurrentRoute {
     pub lease: HostLease,
 }
 
+/// The primary's WAL position after a transaction, for read-your-writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteLsn {
+    /// The transaction did not write, or LSN tracking is off.
+    NotNeeded,
+    /// The position to wait for.
+    Known(u64),
+    /// It wrote but the position could not be read: reads stay on the primary for
+    /// [`UNKNOWN_LSN_HOLD`].
+    Unknown,
+}
+
+/// How long a client's reads stay on the primary after a write whose WAL position
+/// could not be read.
+pub const UNKNOWN_LSN_HOLD: Duration = Duration::from_secs(5);
+
 /// Per-client routing state.
 #[derive(Debug)]
 pub struct SessionRouter {
@@ -54,6 +79,8 @@ pub struct SessionRouter {
     min_lsn: u64,
     /// When the client last wrote (read-your-writes by time window).
     wrote_at: Option<Instant>,
+    /// Reads stay on the primary until then (a write's position was not read).
+    primary_until: Option<Instant>,
     /// The current transaction's route.
     pub current: Option<CurrentRoute>,
 }
@@ -66,48 +93,106 @@ impl SessionRouter {
             route_override: RouteOverride::Auto,
             min_lsn: 0,
             wrote_at: None,
+            primary_until: None,
             current: None,
         }
     }
 
-    /// Classifies the transaction that starts with `frame` (a whole client frame).
-    pub fn classify(&mut self, frame: &[u8], statements: &ClientStatements) -> TransactionClass {
+    /// Classifies the transaction at the start of `input` (the client's pending bytes):
+    /// a simple Query, or every Parse and Bind of an extended-protocol batch up to its
+    /// Sync, as far as it has arrived. Close, Describe, Execute and Flush say nothing.
+    pub fn classify(
+        &mut self,
+        input: &[u8],
+        max_packet_size: usize,
+        statements: &ClientStatements,
+    ) -> TransactionClass {
+        let mut class = TransactionClass {
+            is_read: true,
+            is_write: false,
+        };
+        let mut rest = input;
+        while let Ok(Some(header)) = peek_header(rest, max_packet_size) {
+            let Some(frame) = rest.get(..header.len) else {
+                break;
+            };
+            rest = &rest[header.len..];
+            match FrontendTag::from_byte(header.tag) {
+                Some(FrontendTag::Query) => {
+                    let sql = until_nul(frame.get(5..).unwrap_or_default());
+                    if let Some(choice) = parse_route_override(sql) {
+                        self.route_override = choice;
+                    }
+                    let unit = self.classify_frame(frame, statements);
+                    class.add(unit, is_session_command(sql));
+                    break;
+                }
+                Some(FrontendTag::Sync) => break,
+                Some(
+                    FrontendTag::Close
+                    | FrontendTag::Describe
+                    | FrontendTag::Execute
+                    | FrontendTag::Flush,
+                ) => {}
+                _ => class.add(self.classify_frame(frame, statements), false),
+            }
+        }
+        class
+    }
+
+    /// The class of one Query, Parse or Bind (of a known statement); `None` for
+    /// anything else (the primary).
+    pub fn classify_frame(
+        &self,
+        frame: &[u8],
+        statements: &ClientStatements,
+    ) -> Option<Classification> {
         let volatile = &self.group.volatile;
         let body = frame.get(5..).unwrap_or_default();
-        let mut is_session_command = false;
-        let classification = match FrontendTag::from_byte(frame.first().copied().unwrap_or(0)) {
-            Some(FrontendTag::Query) => {
-                let sql = until_nul(body);
-                if let Some(choice) = parse_route_override(sql) {
-                    self.route_override = choice;
-                }
-                is_session_command = is_set_or_reset(sql);
-                Some(classify(sql, volatile))
-            }
+        match FrontendTag::from_byte(frame.first().copied().unwrap_or(0)) {
+            Some(FrontendTag::Query) => Some(classify(until_nul(body), volatile)),
             Some(FrontendTag::Parse) => {
                 statement_body(frame).map(|b| classify(until_nul(b), volatile))
             }
             Some(FrontendTag::Bind) => {
                 let portal_end = memchr::memchr(0, body).map_or(body.len(), |n| n + 1);
                 let name = until_nul(body.get(portal_end..).unwrap_or_default());
-                statements.get(name).map(|statement| {
-                    *statement.class.get_or_init(|| {
-                        let query = statement_body(&statement.parse).map_or(&[][..], until_nul);
-                        classify(query, volatile)
-                    })
+                let statement = statements.get(name)?;
+                let fingerprint = self.group.volatile_fingerprint;
+                let compute = || {
+                    let query = statement_body(&statement.parse).map_or(&[][..], until_nul);
+                    classify(query, volatile)
+                };
+                // Cached once per statement, for the volatile list it was computed with.
+                Some(match statement.class.get() {
+                    Some((cached_for, class)) if *cached_for == fingerprint => *class,
+                    Some(_) => compute(),
+                    None => statement.class.get_or_init(|| (fingerprint, compute())).1,
                 })
             }
-            // Nothing but a Sync (after a locally answered Close): reads nothing, writes nothing.
-            Some(FrontendTag::Sync) => Some(Classification {
-                class: Class::Read,
-                hint: None,
-            }),
             _ => None,
-        };
-        let is_read = classification.is_some_and(is_read);
-        TransactionClass {
-            is_read,
-            is_write: !is_read && !is_session_command,
+        }
+    }
+
+    /// On the primary, a transaction first classified as a read may write later in the
+    /// same link (pipelined statements): read-your-writes must then track it.
+    pub fn note_forwarded(&mut self, frame: &[u8], statements: &ClientStatements) {
+        let is_untracked_read = self
+            .current
+            .as_ref()
+            .is_some_and(|c| !c.is_replica && !c.is_write);
+        if !is_untracked_read {
+            return;
+        }
+        let unit = self.classify_frame(frame, statements);
+        let sql = until_nul(frame.get(5..).unwrap_or_default());
+        let is_session =
+            frame.first() == Some(&FrontendTag::Query.as_byte()) && is_session_command(sql);
+        if !unit.is_some_and(is_read)
+            && !is_session
+            && let Some(current) = self.current.as_mut()
+        {
+            current.is_write = true;
         }
     }
 
@@ -123,7 +208,9 @@ impl SessionRouter {
         let is_recent_writer = match (rules, self.wrote_at) {
             (ReadYourWrites::Window(window), Some(at)) => at.elapsed() < window,
             _ => false,
-        };
+        } || self
+            .primary_until
+            .is_some_and(|until| Instant::now() < until);
         self.group.want(is_read && !is_recent_writer, self.min_lsn)
     }
 
@@ -139,14 +226,16 @@ impl SessionRouter {
 
     /// The current transaction ended; `lsn` is the primary's WAL position after it when
     /// it wrote and LSN tracking is on.
-    pub fn finish_transaction(&mut self, lsn: Option<u64>) {
+    pub fn finish_transaction(&mut self, lsn: WriteLsn) {
         if let Some(current) = self.current.take()
             && current.is_write
             && !current.is_replica
         {
             self.wrote_at = Some(Instant::now());
-            if let Some(lsn) = lsn {
-                self.min_lsn = self.min_lsn.max(lsn);
+            match lsn {
+                WriteLsn::Known(lsn) => self.min_lsn = self.min_lsn.max(lsn),
+                WriteLsn::Unknown => self.primary_until = Some(Instant::now() + UNKNOWN_LSN_HOLD),
+                WriteLsn::NotNeeded => {}
             }
         }
     }
@@ -184,9 +273,14 @@ fn is_read(c: Classification) -> bool {
     }
 }
 
-/// `SET …` / `RESET …` (not `SET TRANSACTION`, already a read or write by itself).
-fn is_set_or_reset(sql: &[u8]) -> bool {
-    let text = sql.trim_ascii_start();
+/// One `SET …` / `RESET …` statement (not `SET TRANSACTION`, a read or write by
+/// itself): session state, not a write. Several statements count as a write.
+fn is_session_command(sql: &[u8]) -> bool {
+    let text = sql.trim_ascii();
+    let text = text.strip_suffix(b";").unwrap_or(text);
+    if text.contains(&b';') {
+        return false;
+    }
     let word_end = text
         .iter()
         .position(|b| !b.is_ascii_alphabetic())
