@@ -548,7 +548,18 @@ fn server_target(
             startup_params.push((name.to_owned(), value.clone()));
         }
     }
+    // A plain host list (no read/write split) rotates like PgBouncer's.
+    let host_list = match host {
+        None if db.hosts.len() > 1 => db
+            .hosts
+            .iter()
+            .map(|h| ServerEndpoint::new(&h.host, h.port.unwrap_or(db.port)))
+            .collect(),
+        _ => Vec::new(),
+    };
     ServerTarget {
+        host_list,
+        is_rotating_hosts: db.load_balance_hosts == config::LoadBalanceHosts::RoundRobin,
         endpoint,
         database: db.server_dbname().to_owned(),
         user: user.to_owned(),

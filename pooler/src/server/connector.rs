@@ -2,6 +2,7 @@
 //! parameters and `connect_query`, behind the pool's [`Connector`] trait.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -136,12 +137,19 @@ pub struct ServerTarget {
     pub max_prepared_statements: usize,
     /// `max_packet_size`.
     pub max_packet_size: usize,
+    /// Every host of a plain `host=` list (PgBouncer's rotation), in order; empty for a
+    /// single host or one host of a read/write-split entry.
+    pub host_list: Vec<ServerEndpoint>,
+    /// `load_balance_hosts = round-robin`: each new connection starts at the next host
+    /// of `host_list`; otherwise hosts are tried in order.
+    pub is_rotating_hosts: bool,
 }
 
 /// The pool's [`Connector`]: opens and logs in connections to a [`ServerTarget`].
 #[derive(Debug, Clone)]
 pub struct ServerConnector {
     target: Arc<ServerTarget>,
+    next_host: Arc<AtomicUsize>,
 }
 
 impl ServerConnector {
@@ -149,6 +157,7 @@ impl ServerConnector {
     pub fn new(target: ServerTarget) -> Self {
         Self {
             target: Arc::new(target),
+            next_host: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -161,23 +170,63 @@ impl ServerConnector {
 impl Connector<ServerConnection> for ServerConnector {
     fn connect(&self) -> ConnectFuture<ServerConnection> {
         let target = Arc::clone(&self.target);
+        let order = self.host_order();
         Box::pin(async move {
-            let login = super::login::open(&target);
-            match target.connect_timeout {
-                Some(limit) => tokio::time::timeout(limit, login)
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(ConnectFailure {
-                            sqlstate: None,
-                            message: format!(
-                                "server connect timeout ({}s) to {}",
-                                limit.as_secs_f64(),
-                                target.endpoint
-                            ),
-                        })
-                    }),
-                None => login.await,
+            let mut last = None;
+            for endpoint in order {
+                match open_with_timeout(&target, endpoint).await {
+                    Ok(conn) => return Ok(conn),
+                    // The server itself refused: another host would too (same users).
+                    Err(failure) if failure.sqlstate.is_some() => return Err(failure),
+                    Err(failure) => last = Some(failure),
+                }
             }
+            Err(last.unwrap_or_else(|| ConnectFailure {
+                sqlstate: None,
+                message: "no server host".to_owned(),
+            }))
         })
+    }
+}
+
+impl ServerConnector {
+    /// The endpoints a new connection tries, in order: the one host, or a plain host
+    /// list starting at the next host (round-robin) or at the first (`disable`).
+    fn host_order(&self) -> Vec<ServerEndpoint> {
+        let hosts = &self.target.host_list;
+        if hosts.is_empty() {
+            return vec![self.target.endpoint.clone()];
+        }
+        let start = if self.target.is_rotating_hosts {
+            self.next_host.fetch_add(1, Ordering::Relaxed) % hosts.len()
+        } else {
+            0
+        };
+        hosts[start..]
+            .iter()
+            .chain(&hosts[..start])
+            .cloned()
+            .collect()
+    }
+}
+
+async fn open_with_timeout(
+    target: &ServerTarget,
+    endpoint: ServerEndpoint,
+) -> Result<ServerConnection, ConnectFailure> {
+    let login = super::login::open(target, &endpoint);
+    match target.connect_timeout {
+        Some(limit) => tokio::time::timeout(limit, login)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ConnectFailure {
+                    sqlstate: None,
+                    message: format!(
+                        "server connect timeout ({}s) to {endpoint}",
+                        limit.as_secs_f64()
+                    ),
+                })
+            }),
+        None => login.await,
     }
 }

@@ -8,25 +8,27 @@ use protocol::pg::scram::{ScramClient, ScramCredentials};
 use protocol::pg::{Authentication, BackendMessage};
 
 use super::ServerConnection;
-use super::connector::{ServerCredentials, ServerTarget};
+use super::connector::{ServerCredentials, ServerEndpoint, ServerTarget};
 use super::query::QueryError;
 use crate::pool::ConnectFailure;
 
 const SCRAM_SHA_256: &str = "SCRAM-SHA-256";
 
 /// Connects, logs in and runs `connect_query`.
-pub(super) async fn open(target: &ServerTarget) -> Result<ServerConnection, ConnectFailure> {
-    let stream = target
-        .endpoint
+pub(super) async fn open(
+    target: &ServerTarget,
+    endpoint: &ServerEndpoint,
+) -> Result<ServerConnection, ConnectFailure> {
+    let stream = endpoint
         .connect(&target.keepalive)
         .await
         .map_err(|e| ConnectFailure {
             sqlstate: None,
-            message: format!("could not connect to server {}: {e}", target.endpoint),
+            message: format!("could not connect to server {endpoint}: {e}"),
         })?;
     let mut conn = ServerConnection::new(
         stream,
-        std::sync::Arc::new(target.endpoint.clone()),
+        std::sync::Arc::new(endpoint.clone()),
         target.max_prepared_statements,
     );
     login(&mut conn, target)
