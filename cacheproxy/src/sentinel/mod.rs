@@ -21,7 +21,8 @@ use crate::stats::Stats;
 use crate::topology::{MasterState, Topology};
 use events::SentinelEvent;
 use resolve::{
-    ResolveSettings, Role, SentinelAnswer, ask_sentinels, lookup, order_candidates, probe_role,
+    ResolveSettings, Role, SentinelAnswer, ask_sentinels, is_being_replaced, lookup, newest_epoch,
+    order_candidates, probe_role,
 };
 
 /// How often the watcher re-checks while there is no confirmed master.
@@ -81,6 +82,12 @@ pub struct SentinelWatcher {
     hinted: Option<SocketAddr>,
     replicas_refreshed_at: Option<Instant>,
     are_replicas_due: bool,
+    /// The Sentinel `config-epoch` under which the current master was confirmed. Answers
+    /// with an older epoch come from Sentinels that missed a failover: the master they
+    /// name is the replaced one (which answers `ROLE master` until it is demoted).
+    confirmed_epoch: u64,
+    /// Since when every answering Sentinel reports an epoch older than `confirmed_epoch`.
+    older_epoch_since: Option<Instant>,
 }
 
 impl SentinelWatcher {
@@ -100,6 +107,8 @@ impl SentinelWatcher {
             hinted: None,
             replicas_refreshed_at: None,
             are_replicas_due: true,
+            confirmed_epoch: 0,
+            older_epoch_since: None,
         }
     }
 
@@ -229,7 +238,28 @@ impl SentinelWatcher {
             ));
         }
         let current = self.last_master();
+        let newest = newest_epoch(&answers);
         let mut candidates = order_candidates(&answers, current, self.hold_reason.is_some());
+        let mut epoch = newest.unwrap_or_default();
+        if let Some(newest) = newest.filter(|newest| *newest < self.confirmed_epoch) {
+            // Only Sentinels that missed the last failover answered: the newest configuration
+            // known is still the confirmed master's. Epochs only go back when an operator
+            // re-monitors the master; accept that once it has lasted `failover_timeout`.
+            let since = *self.older_epoch_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= self.shared.config.load().failover_timeout {
+                warn!(
+                    confirmed = self.confirmed_epoch,
+                    reported = newest,
+                    "the Sentinels report an older configuration epoch than the confirmed master's; accepting it"
+                );
+                self.confirmed_epoch = newest;
+            } else {
+                candidates = current.into_iter().collect();
+                epoch = self.confirmed_epoch;
+            }
+        } else {
+            self.older_epoch_since = None;
+        }
         if candidates.is_empty() {
             return Resolution::Unavailable(format!(
                 "the Sentinels do not know master '{}'",
@@ -240,8 +270,12 @@ impl SentinelWatcher {
             candidates.retain(|addr| *addr != hint);
             candidates.insert(0, hint);
         }
-        let is_failing_over = answers.iter().any(|answer| answer.is_failing_over);
         for candidate in candidates {
+            if is_being_replaced(&answers, candidate, current) {
+                // It still answers ROLE master, but a Sentinel is replacing it.
+                problems.push(format!("a Sentinel is failing {candidate} over"));
+                continue;
+            }
             match probe_role(
                 candidate,
                 settings.timeout,
@@ -250,12 +284,8 @@ impl SentinelWatcher {
             .await
             {
                 Ok(Role::Master) => {
-                    if Some(candidate) == current && is_failing_over {
-                        return Resolution::Unavailable(
-                            "a Sentinel is failing the master over".to_owned(),
-                        );
-                    }
                     self.promote_sentinel(&answers, candidate);
+                    self.confirmed_epoch = epoch;
                     return Resolution::Confirmed(candidate);
                 }
                 Ok(role) => problems.push(format!(

@@ -20,6 +20,14 @@ pub struct SentinelAnswer {
     pub master: Option<SocketAddr>,
     /// The Sentinel is leading a failover of this master (`failover_in_progress` flag).
     pub is_failing_over: bool,
+    /// The `config-epoch` of the Sentinel's configuration for this master (0 when not
+    /// reported). A failover bumps it when the replica is promoted; a higher epoch always
+    /// supersedes a lower one (Sentinel's configuration propagation rule).
+    pub config_epoch: u64,
+    /// While failing over: the master being replaced (`SENTINEL master` still reports it
+    /// as `ip`/`port` until the failover ends, while `get-master-addr-by-name` already names
+    /// the promoted replica).
+    pub failover_from: Option<SocketAddr>,
 }
 
 /// A server's answer to `ROLE`.
@@ -115,15 +123,52 @@ async fn ask_sentinel(
         },
         other => return Err(bad_address(other)),
     };
-    let is_failing_over = master_reply
-        .get("flags")
-        .and_then(Value::as_str)
+    let field = |name: &str| master_reply.get(name).and_then(Value::as_str);
+    let is_failing_over = field("flags")
         .is_some_and(|flags| flags.split(',').any(|flag| flag == "failover_in_progress"));
+    let config_epoch = field("config-epoch")
+        .and_then(|epoch| epoch.parse().ok())
+        .unwrap_or_default();
+    let failover_from = match (is_failing_over, field("ip"), field("port")) {
+        (true, Some(host), Some(port)) => match port.parse::<u16>() {
+            Ok(port) => lookup(host, port).await.ok(),
+            Err(_) => None,
+        },
+        _ => None,
+    };
     Ok(SentinelAnswer {
         index,
         master,
         is_failing_over,
+        config_epoch,
+        failover_from,
     })
+}
+
+/// The highest `config-epoch` among the answers that name a master.
+pub fn newest_epoch(answers: &[SentinelAnswer]) -> Option<u64> {
+    answers
+        .iter()
+        .filter(|answer| answer.master.is_some())
+        .map(|answer| answer.config_epoch)
+        .max()
+}
+
+/// True when a Sentinel is failing `candidate` over: it must not be (re)confirmed even
+/// though it still answers `ROLE master`. Without the failing-over Sentinel's view of the
+/// old address, the master confirmed last (`current`) is assumed to be the one replaced.
+pub fn is_being_replaced(
+    answers: &[SentinelAnswer],
+    candidate: SocketAddr,
+    current: Option<SocketAddr>,
+) -> bool {
+    answers
+        .iter()
+        .filter(|answer| answer.is_failing_over)
+        .any(|answer| match answer.failover_from {
+            Some(from) => from == candidate,
+            None => Some(candidate) == current,
+        })
 }
 
 fn bad_address(reply: &Value) -> LinkError {
@@ -181,7 +226,10 @@ pub fn parse_role(reply: &Value) -> Result<Role, LinkError> {
 
 /// The addresses to confirm with `ROLE`, best first.
 ///
-/// Normally the address a strict majority of answering Sentinels report comes first. During
+/// Only answers with the newest `config-epoch` count: a Sentinel that has not yet learned
+/// of a failover still names the old master with the previous epoch, and that old master
+/// answers `ROLE master` when it comes back until Sentinel demotes it. Among those answers,
+/// normally the address a strict majority of answering Sentinels report comes first. During
 /// a failover (`is_holding`, a Sentinel leading one, or no majority), addresses other than
 /// `current` come first: the leader announces the promoted replica before the others, and
 /// the old master keeps answering `ROLE master` until it is demoted.
@@ -190,8 +238,13 @@ pub fn order_candidates(
     current: Option<SocketAddr>,
     is_holding: bool,
 ) -> Vec<SocketAddr> {
+    let newest = newest_epoch(answers);
+    let answers: Vec<&SentinelAnswer> = answers
+        .iter()
+        .filter(|answer| Some(answer.config_epoch) == newest)
+        .collect();
     let mut votes: Vec<(SocketAddr, usize, usize)> = Vec::new();
-    for answer in answers {
+    for answer in &answers {
         let Some(addr) = answer.master else { continue };
         match votes.iter_mut().find(|(known, _, _)| *known == addr) {
             Some((_, count, _)) => *count += 1,
@@ -229,7 +282,87 @@ mod tests {
             index,
             master: port.map(addr),
             is_failing_over,
+            config_epoch: 0,
+            failover_from: None,
         }
+    }
+
+    fn at_epoch(answer: SentinelAnswer, config_epoch: u64) -> SentinelAnswer {
+        SentinelAnswer {
+            config_epoch,
+            ..answer
+        }
+    }
+
+    #[test]
+    fn an_older_config_epoch_never_wins() {
+        // The leader promoted 2 (epoch 5) and still leads the failover; the others have not
+        // heard of it and name the old master 1 (epoch 4), which answers ROLE master again
+        // once it is back. Whatever the proxy confirmed last, 1 is no candidate.
+        let answers = [
+            at_epoch(answer(0, Some(1), false), 4),
+            at_epoch(answer(1, Some(2), true), 5),
+            at_epoch(answer(2, Some(1), false), 4),
+        ];
+        for current in [Some(addr(1)), Some(addr(2)), None] {
+            for is_holding in [false, true] {
+                assert_eq!(
+                    order_candidates(&answers, current, is_holding),
+                    vec![addr(2)]
+                );
+            }
+        }
+        assert_eq!(newest_epoch(&answers), Some(5));
+        // A Sentinel that does not know the master does not count.
+        let unknown = [
+            answer(0, None, false),
+            at_epoch(answer(1, Some(1), false), 3),
+        ];
+        assert_eq!(newest_epoch(&unknown), Some(3));
+        assert_eq!(newest_epoch(&[answer(0, None, false)]), None);
+    }
+
+    #[test]
+    fn only_the_master_being_failed_over_is_held() {
+        let leader = |port: u16, from: Option<u16>| SentinelAnswer {
+            failover_from: from.map(addr),
+            ..answer(0, Some(port), true)
+        };
+        // Before the promotion the leader still names the old master: hold it.
+        assert!(is_being_replaced(
+            &[leader(1, Some(1))],
+            addr(1),
+            Some(addr(2))
+        ));
+        // After it, the promoted replica is the answer and may be confirmed, even when it
+        // is already the current master; the old one may not.
+        assert!(!is_being_replaced(
+            &[leader(2, Some(1))],
+            addr(2),
+            Some(addr(2))
+        ));
+        assert!(is_being_replaced(
+            &[leader(2, Some(1))],
+            addr(1),
+            Some(addr(2))
+        ));
+        // Without the old address, the current master is assumed to be the one replaced.
+        assert!(is_being_replaced(
+            &[leader(2, None)],
+            addr(1),
+            Some(addr(1))
+        ));
+        assert!(!is_being_replaced(
+            &[leader(2, None)],
+            addr(2),
+            Some(addr(1))
+        ));
+        // No failover, nothing held.
+        assert!(!is_being_replaced(
+            &[answer(0, Some(1), false)],
+            addr(1),
+            Some(addr(1))
+        ));
     }
 
     #[test]
