@@ -110,18 +110,28 @@ pub fn run(options: &Options) -> anyhow::Result<String> {
     for &clients in &options.clients {
         let mut tps = vec![Vec::new(); targets.len()];
         let mut shares = vec![Vec::new(); targets.len()];
+        let mut primary_cpu = vec![Vec::new(); targets.len()];
+        let mut replica_cpu = vec![Vec::new(); targets.len()];
         for round in 0..options.rounds {
             for k in 0..targets.len() {
                 let i = (k + round as usize) % targets.len();
                 let t = &targets[i];
                 let before = replica_transactions(metrics, t.database, &replica_hosts)?;
+                let cpu_before = cluster_cpu(&pg);
                 let (result, stdout) = pgbench::run_in(
                     t.port,
                     t.database,
                     &mixed_args(clients, options.duration_secs),
                 )?;
+                let cpu_after = cluster_cpu(&pg);
                 let after = replica_transactions(metrics, t.database, &replica_hosts)?;
                 tps[i].push(result.tps);
+                let per_txn = |before: Duration, after: Duration| {
+                    after.saturating_sub(before).as_secs_f64() * 1e6
+                        / result.transactions.max(1) as f64
+                };
+                primary_cpu[i].push(per_txn(cpu_before.0, cpu_after.0));
+                replica_cpu[i].push(per_txn(cpu_before.1, cpu_after.1));
                 if let Some(reads) = select_only_transactions(&stdout) {
                     shares[i].push((after - before) as f64 / reads.max(1) as f64);
                 }
@@ -132,12 +142,14 @@ pub fn run(options: &Options) -> anyhow::Result<String> {
             let share = median(&mut shares[i]);
             writeln!(
                 text,
-                "| {clients} | {} | {:.0} | {:.2} | {:.2} | {:.0}% |",
+                "| {clients} | {} | {:.0} | {:.2} | {:.2} | {:.0}% | {:.0} | {:.0} |",
                 t.name,
                 medians[i],
                 medians[i] / medians[0].max(1.0),
                 medians[i] / medians[1].max(1.0),
-                share * 100.0
+                share * 100.0,
+                median(&mut primary_cpu[i]),
+                median(&mut replica_cpu[i]),
             )?;
         }
         eprintln!("split c={clients}: done");
@@ -145,6 +157,20 @@ pub fn run(options: &Options) -> anyhow::Result<String> {
     text.push_str(&failover(&pg, port, options)?);
     drop(pooler);
     Ok(text)
+}
+
+/// CPU time used so far by the primary's processes and by the replicas' (postmaster and
+/// every child: backends, WAL sender/receiver, startup process), from /proc.
+fn cluster_cpu(pg: &PgCluster) -> (Duration, Duration) {
+    let node_cpu = |node: &integration_tests::PgNode| {
+        node.process_ids()
+            .into_iter()
+            .filter_map(|pid| crate::cpu_time(pid).ok())
+            .sum::<Duration>()
+    };
+    let primary = node_cpu(pg.primary());
+    let replicas = pg.replicas().iter().map(node_cpu).sum();
+    (primary, replicas)
 }
 
 /// The pooler with three databases over the same cluster.
