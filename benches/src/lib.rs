@@ -29,6 +29,22 @@ pub fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
     Ok(Duration::from_millis(total * 1000 / hz))
 }
 
+/// CPU time (user + system) of a process's children that exited and were waited for
+/// (`cutime` + `cstime` of `/proc/<pid>/stat`).
+pub fn children_cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // cutime and cstime are fields 16 and 17 of the whole line: 13 and 14 after ')'.
+    Ok(Duration::from_millis((ticks(13) + ticks(14)) * 10))
+}
+
 /// Resident memory of a process in bytes, from `/proc/<pid>/status`.
 pub fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;

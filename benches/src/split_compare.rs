@@ -104,9 +104,9 @@ pub fn run(options: &Options) -> anyhow::Result<String> {
     let mut text = String::new();
     writeln!(
         text,
-        "| clients | target | tps | vs direct | vs pooler primary-only | reads on replicas |"
+        "| clients | target | tps | vs direct | vs pooler primary-only | reads on replicas | primary CPU µs/txn | replicas CPU µs/txn |"
     )?;
-    writeln!(text, "|---:|---|---:|---:|---:|---:|")?;
+    writeln!(text, "|---:|---|---:|---:|---:|---:|---:|---:|")?;
     for &clients in &options.clients {
         let mut tps = vec![Vec::new(); targets.len()];
         let mut shares = vec![Vec::new(); targets.len()];
@@ -162,11 +162,19 @@ pub fn run(options: &Options) -> anyhow::Result<String> {
 /// CPU time used so far by the primary's processes and by the replicas' (postmaster and
 /// every child: backends, WAL sender/receiver, startup process), from /proc.
 fn cluster_cpu(pg: &PgCluster) -> (Duration, Duration) {
+    // Live processes, plus what the postmaster's exited children used (backends of
+    // short-lived direct connections end between two readings).
     let node_cpu = |node: &integration_tests::PgNode| {
-        node.process_ids()
+        let live: Duration = node
+            .process_ids()
             .into_iter()
             .filter_map(|pid| crate::cpu_time(pid).ok())
-            .sum::<Duration>()
+            .sum();
+        let reaped = node
+            .pid()
+            .and_then(|pid| crate::children_cpu_time(pid).ok())
+            .unwrap_or_default();
+        live + reaped
     };
     let primary = node_cpu(pg.primary());
     let replicas = pg.replicas().iter().map(node_cpu).sum();
