@@ -317,6 +317,14 @@ fn failover(pg: &PgCluster, port: u16, options: &Options) -> anyhow::Result<Stri
         .lines()
         .filter(|l| l.contains("aborted in command"))
         .count();
+    // What the aborted clients were told, without the client numbers.
+    let mut messages: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("aborted in command"))
+        .filter_map(|l| l.split_once("query 0: ").map(|(_, m)| m.trim()))
+        .collect();
+    messages.sort_unstable();
+    messages.dedup();
     // "client_id transaction_no time script_no time_epoch time_us": script 1 = update.
     let mut writes: Vec<f64> = Vec::new();
     for entry in std::fs::read_dir(logs.path())? {
@@ -348,9 +356,14 @@ fn failover(pg: &PgCluster, port: u16, options: &Options) -> anyhow::Result<Stri
     Ok(format!(
         "\nFailover under the same load ({clients} clients, pgbench {} s): primary stopped (fast) and replica 1 promoted \
          ({:.0} ms from stop to promoted); write outage (longest gap between completed writes, all clients, from 0.5 s before the stop) {:.0} ms; \
-         {resumed} writes completed on the new primary; {aborted} of {clients} pgbench clients aborted (their transaction was in flight on the old primary).\n",
+         {resumed} writes completed on the new primary; {aborted} of {clients} pgbench clients aborted (pgbench ends a client at its first error), with: {}.\n",
         options.failover_secs,
         promote_took.as_secs_f64() * 1000.0,
-        gap * 1000.0
+        gap * 1000.0,
+        if messages.is_empty() {
+            "no error".to_owned()
+        } else {
+            messages.join(" | ")
+        }
     ))
 }
