@@ -13,36 +13,35 @@ use std::time::Duration;
 
 /// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`.
 pub fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name, which is in parentheses and may contain spaces.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after ')'.
-    let total = ticks(11) + ticks(12);
-    let hz = 100; // USER_HZ is 100 on Linux
-    Ok(Duration::from_millis(total * 1000 / hz))
+    // utime and stime: fields 14 and 15 of the line.
+    stat_cpu(pid, 14, 15)
 }
 
 /// CPU time (user + system) of a process's children that exited and were waited for
 /// (`cutime` + `cstime` of `/proc/<pid>/stat`).
 pub fn children_cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    // cutime and cstime: fields 16 and 17 of the line.
+    stat_cpu(pid, 16, 17)
+}
+
+/// The sum of two clock-tick fields of `/proc/<pid>/stat` (1-based field numbers of
+/// proc(5)), as a duration.
+fn stat_cpu(pid: u32, user_field: usize, system_field: usize) -> anyhow::Result<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (field 2), which is in parentheses and may contain
+    // spaces: field n is at index n - 3 after ')'.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
+    let ticks = |field: usize| {
         fields
-            .get(i)
+            .get(field - 3)
             .and_then(|f| f.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    // cutime and cstime are fields 16 and 17 of the whole line: 13 and 14 after ')'.
-    Ok(Duration::from_millis((ticks(13) + ticks(14)) * 10))
+    let hz = 100; // USER_HZ is 100 on Linux
+    Ok(Duration::from_millis(
+        (ticks(user_field) + ticks(system_field)) * 1000 / hz,
+    ))
 }
 
 /// Resident memory of a process in bytes, from `/proc/<pid>/status`.
