@@ -223,3 +223,57 @@ fn rejoin_as_standby(old: &integration_tests::PgNode, new_primary_port: u16) {
     old.start().unwrap();
     assert!(old.is_in_recovery().unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_block_lost_with_the_primary_is_aborted_never_committed() {
+    let pg = PgCluster::start(PgOptions {
+        replicas: 1,
+        ..PgOptions::default()
+    })
+    .unwrap();
+    pg.primary().psql("CREATE TABLE lost (id int)").unwrap();
+    pg.wait_for_replication().unwrap();
+    let databases = format!(
+        "postgres = host=127.0.0.1:{},127.0.0.1:{} read_write_split=on health_check_period=0.1 ban_time=2",
+        pg.primary().port(),
+        pg.replica(0).port()
+    );
+    let general = "pool_mode = transaction\nauth_type = trust\n";
+    let pooler = TestPooler::start_with_databases(&databases, general, "\"postgres\" \"\"\n").await;
+    let client = pooler.connect("postgres", None, "postgres").await.unwrap();
+    client
+        .batch_execute("BEGIN; INSERT INTO lost VALUES (1)")
+        .await
+        .unwrap();
+
+    let (old, new) = (pg.primary().clone(), pg.replica(0).clone());
+    tokio::task::spawn_blocking(move || {
+        old.stop().unwrap();
+        new.promote().unwrap();
+    })
+    .await
+    .unwrap();
+
+    // The block is gone with its server: the client learns it at its next statement,
+    // then gets PostgreSQL's aborted-transaction error until it ends the block.
+    let error = client
+        .batch_execute("INSERT INTO lost VALUES (2)")
+        .await
+        .unwrap_err();
+    assert_eq!(common::error_code(&error).as_deref(), Some("08006"));
+    let error = client.batch_execute("SELECT 1").await.unwrap_err();
+    assert_eq!(common::error_code(&error).as_deref(), Some("25P02"));
+    // COMMIT of the aborted block completes as ROLLBACK, as PostgreSQL answers it.
+    client.batch_execute("COMMIT").await.unwrap();
+    // The connection goes on, on the new primary.
+    client
+        .batch_execute("INSERT INTO lost VALUES (3)")
+        .await
+        .unwrap();
+    let rows = pg
+        .replica(0)
+        .psql("SELECT string_agg(id::text, ',' ORDER BY id) FROM lost")
+        .unwrap();
+    assert_eq!(rows, "3", "only the write after the failover exists");
+    pooler.stop().await;
+}
