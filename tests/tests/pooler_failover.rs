@@ -277,3 +277,61 @@ async fn a_transaction_block_lost_with_the_primary_is_aborted_never_committed() 
     assert_eq!(rows, "3", "only the write after the failover exists");
     pooler.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_cut_off_by_a_failover_ends_in_an_error_not_a_hang() {
+    use futures_util::SinkExt;
+    let pg = PgCluster::start(PgOptions {
+        replicas: 1,
+        ..PgOptions::default()
+    })
+    .unwrap();
+    pg.primary().psql("CREATE TABLE copied (id int)").unwrap();
+    pg.wait_for_replication().unwrap();
+    let databases = format!(
+        "postgres = host=127.0.0.1:{},127.0.0.1:{} read_write_split=on health_check_period=0.1 ban_time=2",
+        pg.primary().port(),
+        pg.replica(0).port()
+    );
+    let general = "pool_mode = transaction\nauth_type = trust\n";
+    let pooler = TestPooler::start_with_databases(&databases, general, "\"postgres\" \"\"\n").await;
+    let client = pooler.connect("postgres", None, "postgres").await.unwrap();
+    client.batch_execute("BEGIN").await.unwrap();
+    let sink = client.copy_in("COPY copied (id) FROM STDIN").await.unwrap();
+    let mut sink = std::pin::pin!(sink);
+    sink.send(bytes::Bytes::from_static(b"1\n")).await.unwrap();
+
+    let (old, new) = (pg.primary().clone(), pg.replica(0).clone());
+    tokio::task::spawn_blocking(move || {
+        old.stop().unwrap();
+        new.promote().unwrap();
+    })
+    .await
+    .unwrap();
+
+    let limit = Duration::from_secs(10);
+    let finished = tokio::time::timeout(limit, async {
+        let _ = sink.send(bytes::Bytes::from_static(b"2\n")).await;
+        sink.as_mut().finish().await
+    })
+    .await
+    .expect("the COPY hung after its server was lost");
+    assert!(
+        finished.is_err(),
+        "a COPY into a lost server cannot succeed"
+    );
+    tokio::time::timeout(limit, client.batch_execute("ROLLBACK"))
+        .await
+        .expect("ROLLBACK hung")
+        .unwrap();
+    client
+        .batch_execute("INSERT INTO copied VALUES (5)")
+        .await
+        .unwrap();
+    let rows = pg
+        .replica(0)
+        .psql("SELECT string_agg(id::text, ',' ORDER BY id) FROM copied")
+        .unwrap();
+    assert_eq!(rows, "5");
+    pooler.stop().await;
+}
