@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::TestPooler;
-use integration_tests::{PgCluster, PgOptions};
+use common::split;
 
 /// What one writer saw: acknowledged sequence numbers with their time, and errors.
 struct WriterLog {
@@ -56,27 +55,13 @@ async fn writer(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_failover_under_mixed_load_keeps_every_client_connected() {
-    let pg = PgCluster::start(PgOptions {
-        replicas: 2,
-        ..PgOptions::default()
-    })
-    .unwrap();
+    let pg = split::cluster(2);
     pg.primary().pgbench_init(1).unwrap();
     pg.primary()
         .psql("CREATE TABLE events (writer int, seq int, PRIMARY KEY (writer, seq))")
         .unwrap();
     pg.wait_for_replication().unwrap();
-    let hosts: Vec<String> = pg
-        .nodes()
-        .iter()
-        .map(|n| format!("127.0.0.1:{}", n.port()))
-        .collect();
-    let databases = format!(
-        "postgres = host={} read_write_split=on health_check_period=0.1 ban_time=2",
-        hosts.join(",")
-    );
-    let general = "pool_mode = transaction\nauth_type = trust\ndefault_pool_size = 8\n";
-    let pooler = TestPooler::start_with_databases(&databases, general, "\"postgres\" \"\"\n").await;
+    let pooler = split::split_pooler(&pg, "read_write_split=on", 8).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..4)
@@ -226,20 +211,10 @@ fn rejoin_as_standby(old: &integration_tests::PgNode, new_primary_port: u16) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_block_lost_with_the_primary_is_aborted_never_committed() {
-    let pg = PgCluster::start(PgOptions {
-        replicas: 1,
-        ..PgOptions::default()
-    })
-    .unwrap();
+    let pg = split::cluster(1);
     pg.primary().psql("CREATE TABLE lost (id int)").unwrap();
     pg.wait_for_replication().unwrap();
-    let databases = format!(
-        "postgres = host=127.0.0.1:{},127.0.0.1:{} read_write_split=on health_check_period=0.1 ban_time=2",
-        pg.primary().port(),
-        pg.replica(0).port()
-    );
-    let general = "pool_mode = transaction\nauth_type = trust\n";
-    let pooler = TestPooler::start_with_databases(&databases, general, "\"postgres\" \"\"\n").await;
+    let pooler = split::split_pooler(&pg, "read_write_split=on", 4).await;
     let client = pooler.connect("postgres", None, "postgres").await.unwrap();
     client
         .batch_execute("BEGIN; INSERT INTO lost VALUES (1)")
@@ -281,20 +256,10 @@ async fn a_transaction_block_lost_with_the_primary_is_aborted_never_committed() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_cut_off_by_a_failover_ends_in_an_error_not_a_hang() {
     use futures_util::SinkExt;
-    let pg = PgCluster::start(PgOptions {
-        replicas: 1,
-        ..PgOptions::default()
-    })
-    .unwrap();
+    let pg = split::cluster(1);
     pg.primary().psql("CREATE TABLE copied (id int)").unwrap();
     pg.wait_for_replication().unwrap();
-    let databases = format!(
-        "postgres = host=127.0.0.1:{},127.0.0.1:{} read_write_split=on health_check_period=0.1 ban_time=2",
-        pg.primary().port(),
-        pg.replica(0).port()
-    );
-    let general = "pool_mode = transaction\nauth_type = trust\n";
-    let pooler = TestPooler::start_with_databases(&databases, general, "\"postgres\" \"\"\n").await;
+    let pooler = split::split_pooler(&pg, "read_write_split=on", 4).await;
     let client = pooler.connect("postgres", None, "postgres").await.unwrap();
     client.batch_execute("BEGIN").await.unwrap();
     let sink = client.copy_in("COPY copied (id) FROM STDIN").await.unwrap();

@@ -9,38 +9,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::TestPooler;
-use integration_tests::{PgCluster, PgOptions};
+use common::{TestPooler, split};
+use integration_tests::PgCluster;
 
 fn cluster() -> PgCluster {
-    PgCluster::start(PgOptions {
-        replicas: 2,
-        ..PgOptions::default()
-    })
-    .unwrap()
-}
-
-/// `host=` list of every node, primary first.
-fn host_list(pg: &PgCluster) -> String {
-    let hosts: Vec<String> = pg
-        .nodes()
-        .iter()
-        .map(|n| format!("127.0.0.1:{}", n.port()))
-        .collect();
-    hosts.join(",")
+    split::cluster(2)
 }
 
 /// A pooler whose database `postgres` spans the cluster with `entry_options`.
 async fn split_pooler(pg: &PgCluster, entry_options: &str) -> TestPooler {
-    let databases = format!(
-        "postgres = host={} health_check_period=0.1 ban_time=2 {entry_options}",
-        host_list(pg)
-    );
-    let metrics_port = integration_tests::ports::free_port().unwrap();
-    let general = format!(
-        "pool_mode = transaction\nauth_type = trust\ndefault_pool_size = 4\nadmin_users = postgres\nmetrics_addr = 127.0.0.1:{metrics_port}\n"
-    );
-    TestPooler::start_with_databases(&databases, &general, "\"postgres\" \"\"\n").await
+    split::split_pooler(pg, entry_options, 4).await
 }
 
 async fn is_in_recovery(client: &tokio_postgres::Client, sql: &str) -> bool {

@@ -7,6 +7,7 @@ use std::time::Instant;
 use protocol::pg::{FrontendTag, TransactionStatus, encode};
 
 use super::exchange::{Exchange, Pending};
+use super::prepared::parse_name;
 use super::routing::{CurrentRoute, SessionRouter, WriteLsn};
 use super::{ClientSession, SessionError};
 use crate::config::PoolMode;
@@ -85,10 +86,10 @@ impl ClientSession {
                 break;
             };
             let topology = &router.group.topology;
-            let is_primary = topology.load().hosts.get(host).map(|h| h.role) == Some(Role::Primary);
+            let role = topology.load().hosts.get(host).map(|h| h.role);
             if let Want::Replica { min_lsn, .. } = want
                 && min_lsn > 0
-                && is_primary
+                && role == Some(Role::Primary)
                 && let Some((replica, server)) = self.replica_that_replayed(router, min_lsn).await
             {
                 router.current = Some(CurrentRoute {
@@ -102,7 +103,6 @@ impl ClientSession {
             self.pool = router.group.hosts[host].pool.clone();
             match self.checkout_checked().await {
                 Ok(server) => {
-                    let role = topology.load().hosts.get(host).map(|h| h.role);
                     router.current = Some(CurrentRoute {
                         is_replica: role == Some(Role::Replica),
                         is_write: class.is_write,
@@ -135,19 +135,13 @@ impl ClientSession {
         })?;
         self.pool = router.group.hosts[replica].pool.clone();
         let mut server = self.checkout_checked().await.ok()?;
-        let query = server.simple_query(
-            "SELECT pg_last_wal_replay_lsn()",
-            self.settings.max_packet_size,
-        );
-        let result = query
-            .await
-            .ok()
-            .filter(|r| r.status == Some(TransactionStatus::Idle))?;
-        let lsn = result
-            .rows
-            .first()
-            .and_then(|row| row.first().cloned().flatten())
-            .and_then(|text| parse_lsn(&text))?;
+        let max = self.settings.max_packet_size;
+        let lsn = query_lsn(
+            &mut server,
+            "SELECT pg_catalog.pg_last_wal_replay_lsn()",
+            max,
+        )
+        .await?;
         topology.note_replayed(replica, lsn);
         if lsn >= min_lsn {
             Some((replica, server))
@@ -219,33 +213,21 @@ impl ClientSession {
         stats.xact_histogram.observe(xact_time);
         self.registration.on_release(&server, self.statements.len());
         if let Some(router) = self.router.as_mut() {
-            let mut lsn = None;
-            if router.needs_write_lsn() {
-                let query = server.simple_query(
-                    "SELECT pg_catalog.pg_current_wal_insert_lsn()",
-                    self.settings.max_packet_size,
-                );
-                match tokio::time::timeout(EXTRA_QUERY_TIMEOUT, query).await {
-                    Ok(Ok(result)) if result.status == Some(TransactionStatus::Idle) => {
-                        lsn = result
-                            .rows
-                            .first()
-                            .and_then(|row| row.first().cloned().flatten())
-                            .and_then(|text| parse_lsn(&text));
-                    }
+            let outcome = if router.needs_write_lsn() {
+                let sql = "SELECT pg_catalog.pg_current_wal_insert_lsn()";
+                match query_lsn(&mut server, sql, self.settings.max_packet_size).await {
+                    Some(lsn) => WriteLsn::Known(lsn),
                     // The server is not in a state to hand on: close it; this client's
                     // reads stay on the primary for a while instead.
-                    _ => {
+                    None => {
                         router.finish_transaction(WriteLsn::Unknown);
                         return;
                     }
                 }
-            }
-            router.finish_transaction(match lsn {
-                Some(lsn) => WriteLsn::Known(lsn),
-                None if router.needs_write_lsn() => WriteLsn::Unknown,
-                None => WriteLsn::NotNeeded,
-            });
+            } else {
+                WriteLsn::NotNeeded
+            };
+            router.finish_transaction(outcome);
         }
         // The pool closes it instead if a RECONNECT or server_lifetime retired it.
         server.checkin();
@@ -307,10 +289,8 @@ impl ClientSession {
         let splitter = protocol::pg::FrameSplitter::new(self.settings.max_packet_size);
         let mut frames = retry.frames.clone();
         while let Ok(Some(frame)) = splitter.split(&mut frames) {
-            let bytes = frame.as_bytes();
-            if bytes.first() == Some(&FrontendTag::Parse.as_byte()) {
-                let body = bytes.get(5..).unwrap_or_default();
-                let name = &body[..memchr::memchr(0, body).unwrap_or(0)];
+            if frame.frontend_tag() == Some(FrontendTag::Parse) {
+                let name = parse_name(frame.as_bytes());
                 if !name.is_empty() {
                     self.statements.remove(name);
                 }
@@ -323,6 +303,23 @@ impl ClientSession {
             reroutes: retry.reroutes + 1,
         });
     }
+}
+
+/// Runs a one-value query that returns a `pg_lsn` (read-your-writes), bounded by
+/// [`EXTRA_QUERY_TIMEOUT`]; `None` when it failed, timed out or left the server busy.
+async fn query_lsn(
+    server: &mut PooledServer<ServerConnection>,
+    sql: &str,
+    max_packet_size: usize,
+) -> Option<u64> {
+    let query = server.simple_query(sql, max_packet_size);
+    let result = tokio::time::timeout(EXTRA_QUERY_TIMEOUT, query)
+        .await
+        .ok()?
+        .ok()
+        .filter(|r| r.status == Some(TransactionStatus::Idle))?;
+    let text = result.rows.first()?.first()?.clone()?;
+    parse_lsn(&text)
 }
 
 /// An idle server that the server closed (shutdown, crash, `pg_terminate_backend`)

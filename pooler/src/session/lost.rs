@@ -9,7 +9,7 @@ use protocol::pg::encode::{self, ErrorResponse};
 use protocol::pg::{FrameSplitter, FrontendTag, TransactionStatus, sqlstate};
 
 use super::exchange::Exchange;
-use super::prepared::statement_body;
+use super::prepared::{bind_statement_name, parse_name, parse_query, statement_body, until_nul};
 use super::{ClientSession, SessionError};
 use crate::config::PoolMode;
 
@@ -142,20 +142,16 @@ impl ClientSession {
                     }
                 }
                 Some(FrontendTag::Parse) => {
-                    let query = statement_body(frame.as_bytes()).map_or(&[][..], until_nul);
-                    lost.is_ending |= is_transaction_end(query);
+                    lost.is_ending |= is_transaction_end(parse_query(frame.as_bytes()));
                     self.remember_statement(&frame)?;
                     encode::parse_complete(&mut out);
                 }
                 Some(FrontendTag::Bind) => {
-                    let body = frame.as_bytes().get(5..).unwrap_or_default();
-                    let portal_end = memchr::memchr(0, body).map_or(body.len(), |n| n + 1);
-                    let name = until_nul(body.get(portal_end..).unwrap_or_default());
+                    let name = bind_statement_name(frame.as_bytes());
                     let query = self.statements.get(name).map(|s| s.parse.clone());
                     let lost = self.lost.as_mut().expect("checked above");
                     if let Some(parse) = query {
-                        let text = statement_body(&parse).map_or(&[][..], until_nul);
-                        lost.is_ending |= is_transaction_end(text);
+                        lost.is_ending |= is_transaction_end(parse_query(&parse));
                     }
                     if lost.is_ending {
                         encode::bind_complete(&mut out);
@@ -196,7 +192,7 @@ impl ClientSession {
     /// Binds find it (it is prepared lazily on the next server).
     fn remember_statement(&mut self, frame: &protocol::pg::Frame) -> Result<(), SessionError> {
         let bytes = frame.as_bytes();
-        let name = until_nul(bytes.get(5..).unwrap_or_default());
+        let name = parse_name(bytes);
         if name.is_empty() || self.settings.max_prepared_statements == 0 {
             return Ok(());
         }
@@ -223,10 +219,6 @@ fn aborted_error(out: &mut BytesMut, lost: &mut LostTransaction) -> Result<(), S
     };
     lost.is_reported = true;
     encode::error_response(out, &error).map_err(SessionError::Protocol)
-}
-
-fn until_nul(bytes: &[u8]) -> &[u8] {
-    memchr::memchr(0, bytes).map_or(bytes, |n| &bytes[..n])
 }
 
 /// `COMMIT`, `END`, `ROLLBACK`, `ABORT` (not `ROLLBACK TO SAVEPOINT`), any case, with

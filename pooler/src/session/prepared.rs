@@ -77,6 +77,28 @@ pub fn statement_body(parse: &[u8]) -> Option<&[u8]> {
     body.get(nul + 1..)
 }
 
+/// `bytes` up to its first NUL (a C string of the protocol), or all of it.
+pub fn until_nul(bytes: &[u8]) -> &[u8] {
+    memchr::memchr(0, bytes).map_or(bytes, |n| &bytes[..n])
+}
+
+/// The statement name of a Parse frame (empty for the unnamed statement).
+pub fn parse_name(parse: &[u8]) -> &[u8] {
+    until_nul(parse.get(5..).unwrap_or_default())
+}
+
+/// The query text of a Parse frame.
+pub fn parse_query(parse: &[u8]) -> &[u8] {
+    statement_body(parse).map_or(&[][..], until_nul)
+}
+
+/// The statement name a Bind frame binds (after its portal name).
+pub fn bind_statement_name(bind: &[u8]) -> &[u8] {
+    let body = bind.get(5..).unwrap_or_default();
+    let portal_end = memchr::memchr(0, body).map_or(body.len(), |n| n + 1);
+    until_nul(body.get(portal_end..).unwrap_or_default())
+}
+
 /// The statements one client prepared, by the client's names.
 #[derive(Debug, Default)]
 pub struct ClientStatements {

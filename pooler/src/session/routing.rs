@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use protocol::pg::{FrontendTag, peek_header};
 
-use super::prepared::{ClientStatements, statement_body};
+use super::prepared::{ClientStatements, bind_statement_name, parse_query, until_nul};
 use crate::config::ReadYourWrites;
 use crate::router::topology::HostLease;
 use crate::router::{Class, Classification, Hint, HostGroup, Want, classify};
@@ -151,18 +151,11 @@ impl SessionRouter {
         let body = frame.get(5..).unwrap_or_default();
         match FrontendTag::from_byte(frame.first().copied().unwrap_or(0)) {
             Some(FrontendTag::Query) => Some(classify(until_nul(body), volatile)),
-            Some(FrontendTag::Parse) => {
-                statement_body(frame).map(|b| classify(until_nul(b), volatile))
-            }
+            Some(FrontendTag::Parse) => Some(classify(parse_query(frame), volatile)),
             Some(FrontendTag::Bind) => {
-                let portal_end = memchr::memchr(0, body).map_or(body.len(), |n| n + 1);
-                let name = until_nul(body.get(portal_end..).unwrap_or_default());
-                let statement = statements.get(name)?;
+                let statement = statements.get(bind_statement_name(frame))?;
                 let fingerprint = self.group.volatile_fingerprint;
-                let compute = || {
-                    let query = statement_body(&statement.parse).map_or(&[][..], until_nul);
-                    classify(query, volatile)
-                };
+                let compute = || classify(parse_query(&statement.parse), volatile);
                 // Cached once per statement, for the volatile list it was computed with.
                 Some(match statement.class.get() {
                     Some((cached_for, class)) if *cached_for == fingerprint => *class,
@@ -292,10 +285,6 @@ fn is_session_command(sql: &[u8]) -> bool {
                 .trim_ascii_start()
                 .get(..11)
                 .is_some_and(|w| w.eq_ignore_ascii_case(b"transaction")))
-}
-
-fn until_nul(bytes: &[u8]) -> &[u8] {
-    memchr::memchr(0, bytes).map_or(bytes, |n| &bytes[..n])
 }
 
 /// Recognises `SET [SESSION] pooler.route {=|TO} {primary|replica|auto|default}` and

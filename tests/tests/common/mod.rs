@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod raw;
+pub mod split;
 
 use std::path::{Path, PathBuf};
 
