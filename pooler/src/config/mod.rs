@@ -5,10 +5,11 @@
 //! `pooler --check` can print them all. Nothing here logs: callers print the warnings.
 
 #[macro_use]
-pub mod keys;
+mod setting;
 mod connstr;
 mod error;
 mod ini;
+pub mod keys;
 mod routing;
 mod url;
 mod userlist;
