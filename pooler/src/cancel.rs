@@ -1,14 +1,67 @@
 //! Cancel requests: each client gets its own (pid, key); a CancelRequest carrying it is
 //! forwarded, on a fresh connection, to the server running that client's query, and only
-//! to that one.
+//! to that one: a server with a cancel in flight is not handed to another client until
+//! PostgreSQL has acted on it (PgBouncer's "being canceled" servers).
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use rand::RngExt;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Notify;
+
+/// Longest time a cancel connection may take to be closed by PostgreSQL (which closes
+/// it once it has signalled the backend); the server waiting on it is closed after that.
+pub const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Cancel requests forwarded to one server connection that PostgreSQL has not finished
+/// yet. The server's next client could otherwise be the one canceled.
+#[derive(Debug, Default)]
+pub struct CancelsInFlight {
+    count: AtomicUsize,
+    finished: Notify,
+}
+
+impl CancelsInFlight {
+    fn begin(self: &Arc<Self>) -> InFlight {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        InFlight(Arc::clone(self))
+    }
+
+    /// Waits until no cancel is in flight; false if one is still running after `limit`
+    /// (the caller closes the server instead of reusing it).
+    pub async fn wait_finished(&self, limit: Duration) -> bool {
+        if self.count.load(Ordering::SeqCst) == 0 {
+            return true;
+        }
+        let wait = async {
+            loop {
+                let finished = self.finished.notified();
+                tokio::pin!(finished);
+                finished.as_mut().enable();
+                if self.count.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                finished.await;
+            }
+        };
+        tokio::time::timeout(limit, wait).await.is_ok()
+    }
+}
+
+/// One cancel in flight; finished when dropped.
+struct InFlight(Arc<CancelsInFlight>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.count.fetch_sub(1, Ordering::SeqCst);
+        self.0.finished.notify_waiters();
+    }
+}
 
 use crate::net::KeepaliveOptions;
 use crate::pool::PooledServer;
@@ -20,6 +73,7 @@ struct CancelTarget {
     endpoint: Arc<ServerEndpoint>,
     pid: u32,
     key: Bytes,
+    in_flight: Arc<CancelsInFlight>,
 }
 
 #[derive(Debug, Default)]
@@ -74,23 +128,40 @@ impl CancelRegistry {
         let Ok(key) = <[u8; 4]>::try_from(key) else {
             return;
         };
-        let target = {
+        // Counted in flight under the slot's lock: the session unlinks under the same
+        // lock, so it either sees this cancel when it releases the server, or the
+        // cancel finds no server.
+        let (target, _in_flight) = {
             let clients = self.clients.lock();
-            clients
-                .get(&(pid, key))
-                .and_then(|slot| slot.target.lock().clone())
+            let Some(slot) = clients.get(&(pid, key)) else {
+                return;
+            };
+            let target = slot.target.lock();
+            let Some(target) = target.as_ref() else {
+                return;
+            };
+            (target.clone(), target.in_flight.begin())
         };
-        let Some(target) = target else { return };
         let mut out = BytesMut::with_capacity(16 + target.key.len());
         if protocol::pg::encode::cancel_request(&mut out, target.pid, &target.key).is_err() {
             return;
         }
-        match target.endpoint.connect(keepalive).await {
-            Ok(mut stream) => {
-                let _ = stream.write_all(&out).await;
-                let _ = stream.shutdown().await;
-            }
-            Err(e) => tracing::warn!("cancel request to {} failed: {e}", target.endpoint),
+        let forward = async {
+            let mut stream = target.endpoint.connect(keepalive).await?;
+            stream.write_all(&out).await?;
+            // PostgreSQL closes the connection once it has signalled the backend.
+            let mut rest = [0u8; 64];
+            while stream.read(&mut rest).await? > 0 {}
+            Ok::<_, std::io::Error>(())
+        };
+        match tokio::time::timeout(CANCEL_TIMEOUT, forward).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("cancel request to {} failed: {e}", target.endpoint),
+            Err(_) => tracing::warn!(
+                "cancel request to {} not finished after {}s",
+                target.endpoint,
+                CANCEL_TIMEOUT.as_secs()
+            ),
         }
     }
 }
@@ -102,11 +173,13 @@ impl CancelHandle {
             endpoint: Arc::clone(&server.endpoint),
             pid: *pid,
             key: key.clone(),
+            in_flight: Arc::clone(&server.cancels),
         });
         *self.slot.target.lock() = target;
     }
 
-    /// The client released its server.
+    /// The client released its server. Before the server goes to anyone else, wait for
+    /// the cancels already on their way to it ([`CancelsInFlight::wait_finished`]).
     pub fn unlink(&self) {
         *self.slot.target.lock() = None;
     }

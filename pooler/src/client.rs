@@ -181,18 +181,27 @@ async fn login(
             "database removed, reconnect",
         ));
     }
-    let welcome = welcome_params(&entry, group.as_deref())
-        .await
-        .map_err(|e| match e {
-            SessionError::Pool(crate::pool::PoolError::ServerLogin(f)) => {
-                let message = f.message.clone();
-                LoginError::Rejected {
-                    sqlstate: sqlstate::CONNECTION_FAILURE,
-                    message,
-                }
+    // A client waiting for the first server login (its welcome) is covered by
+    // query_timeout like a client waiting for a server, as PgBouncer's janitor does.
+    let query_timeout = pooler.session_settings(&entry).query_timeout;
+    let welcome = welcome_params(&entry, group.as_deref());
+    let welcome = match query_timeout {
+        Some(limit) => tokio::time::timeout(limit, welcome)
+            .await
+            .unwrap_or(Err(SessionError::Fatal("query_timeout"))),
+        None => welcome.await,
+    };
+    let welcome = welcome.map_err(|e| match e {
+        SessionError::Pool(crate::pool::PoolError::ServerLogin(f)) => {
+            let message = f.message.clone();
+            LoginError::Rejected {
+                sqlstate: sqlstate::CONNECTION_FAILURE,
+                message,
             }
-            other => LoginError::rejected(sqlstate::CONNECTION_FAILURE, other.to_string()),
-        })?;
+        }
+        SessionError::Fatal(reason) => LoginError::rejected(sqlstate::PROTOCOL_VIOLATION, reason),
+        other => LoginError::rejected(sqlstate::CONNECTION_FAILURE, other.to_string()),
+    })?;
     let params = ClientParams::new(&welcome, &tracked, &g.track_extra_parameters);
     let cancel = pooler.cancels.register();
     write_welcome(&mut out, &welcome, &params, &cancel)?;

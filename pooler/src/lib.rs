@@ -24,6 +24,7 @@ pub mod router;
 pub mod server;
 pub mod session;
 pub mod stats;
+pub mod watchdog;
 
 use std::sync::Arc;
 use std::time::Duration;

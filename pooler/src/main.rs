@@ -135,15 +135,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         0 => std::thread::available_parallelism().map_or(1, usize::from),
         n => n,
     };
+    let watchdog =
+        pooler::watchdog::ShutdownWatchdog::start(loaded.config.general.shutdown_timeout)
+            .context("cannot start the shutdown watchdog")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()
         .build()?;
-    runtime.block_on(serve(cli, loaded))?;
+    let result = runtime.block_on(serve(cli, loaded, watchdog));
+    // Tasks still running (clients past the deadline) are dropped, not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(cli: Cli, loaded: Loaded) -> anyhow::Result<()> {
+async fn serve(
+    cli: Cli,
+    loaded: Loaded,
+    watchdog: pooler::watchdog::ShutdownWatchdog,
+) -> anyhow::Result<()> {
     let secrets = load_secrets(&loaded.config)?;
     let running = pooler::start(loaded.config, secrets)
         .await
@@ -165,17 +175,21 @@ async fn serve(cli: Cli, loaded: Loaded) -> anyhow::Result<()> {
     let mut usr1 = signal(SignalKind::user_defined1())?;
     let mut usr2 = signal(SignalKind::user_defined2())?;
     let mut console_requests = running.shutdown_requests();
-    let mut grace = pooler::SHUTDOWN_GRACE;
     loop {
         tokio::select! {
-            _ = hup.recv() => reload(&cli, &running),
+            _ = hup.recv() => {
+                reload(&cli, &running);
+                watchdog.set_limit(running.pooler.config().general.shutdown_timeout);
+            }
             _ = usr1.recv() => { tracing::info!("SIGUSR1: pausing"); running.pause() }
             _ = usr2.recv() => { tracing::info!("SIGUSR2: resuming"); running.resume() }
             _ = term.recv() => { tracing::info!("SIGTERM: shutting down after clients finish"); break }
             _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break }
             Ok(()) = console_requests.changed() => {
                 match *console_requests.borrow() {
-                    Some(pooler::admin::ShutdownMode::Immediate) => grace = std::time::Duration::ZERO,
+                    Some(pooler::admin::ShutdownMode::Immediate) => {
+                        watchdog.set_limit(std::time::Duration::ZERO);
+                    }
                     Some(_) => {}
                     None => continue,
                 }
@@ -183,7 +197,19 @@ async fn serve(cli: Cli, loaded: Loaded) -> anyhow::Result<()> {
             }
         }
     }
-    running.shutdown(grace).await;
+    watchdog.request();
+    let grace = match *console_requests.borrow() {
+        Some(pooler::admin::ShutdownMode::Immediate) => std::time::Duration::ZERO,
+        _ => running.pooler.config().general.shutdown_timeout,
+    };
+    let shutdown = running.shutdown(grace);
+    tokio::pin!(shutdown);
+    // A second SIGTERM or SIGINT ends the process at once (PgBouncer: "fast exit").
+    tokio::select! {
+        () = &mut shutdown => {}
+        _ = term.recv() => tracing::info!("got SIGTERM while shutting down, fast exit"),
+        _ = int.recv() => tracing::info!("got SIGINT while shutting down, fast exit"),
+    }
     Ok(())
 }
 

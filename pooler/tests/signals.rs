@@ -31,10 +31,19 @@ fn ini_text(pg_port: u16, port: u16, dir: &std::path::Path, extra_db: &str) -> S
 }
 
 fn start(pg: &PgCluster) -> Daemon {
+    start_with(pg, "")
+}
+
+/// Starts the binary with `general` lines added to `[pgbouncer]`.
+fn start_with(pg: &PgCluster, general: &str) -> Daemon {
     let dir = tempfile::tempdir().unwrap();
     let port = integration_tests::ports::free_port().unwrap();
     let ini = dir.path().join("pgbouncer.ini");
-    std::fs::write(&ini, ini_text(pg.primary().port(), port, dir.path(), "")).unwrap();
+    let text = format!(
+        "{}{general}",
+        ini_text(pg.primary().port(), port, dir.path(), "")
+    );
+    std::fs::write(&ini, text).unwrap();
     std::fs::write(dir.path().join("users.txt"), "\"postgres\" \"\"\n").unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_pooler"))
         .arg(&ini)
@@ -173,4 +182,68 @@ async fn sigterm_stops_accepting_and_exits_once_clients_leave() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Waits up to `limit` for the process to exit; returns how long it took.
+async fn exit_time(daemon: &mut Daemon, limit: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        if daemon.child.try_wait().unwrap().is_some() {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "pooler still running after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_exits_by_shutdown_timeout_whatever_the_clients_do() {
+    let pg = PgCluster::start(PgOptions::default()).unwrap();
+    let mut daemon = start_with(&pg, "shutdown_timeout = 1\n");
+    // A client inside a transaction, another mid-batch after a Flush: neither ends.
+    let client = connect(daemon.port, "postgres").await.unwrap();
+    client.batch_execute("BEGIN; SELECT 1").await.unwrap();
+    let mut raw = tokio::net::TcpStream::connect(("127.0.0.1", daemon.port))
+        .await
+        .unwrap();
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut out = bytes::BytesMut::new();
+        protocol::pg::encode::startup_message(
+            &mut out,
+            &[("user", "postgres"), ("database", "postgres")],
+        )
+        .unwrap();
+        protocol::pg::encode::parse(&mut out, b"", b"SELECT 1", &[]).unwrap();
+        protocol::pg::encode::flush(&mut out);
+        raw.write_all(&out).await.unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = tokio::time::timeout(Duration::from_secs(2), raw.read(&mut buf)).await;
+    }
+    signal(&daemon, Signal::SIGTERM);
+    let took = exit_time(&mut daemon, Duration::from_secs(10)).await;
+    assert!(took < Duration::from_secs(4), "exited after {took:?}");
+    drop(raw);
+    drop(client);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sigterm_exits_at_once() {
+    let pg = PgCluster::start(PgOptions::default()).unwrap();
+    let mut daemon = start_with(&pg, "shutdown_timeout = 60\n");
+    let client = connect(daemon.port, "postgres").await.unwrap();
+    client.batch_execute("BEGIN; SELECT 1").await.unwrap();
+    signal(&daemon, Signal::SIGTERM);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "waits for the transaction"
+    );
+    signal(&daemon, Signal::SIGTERM);
+    let took = exit_time(&mut daemon, Duration::from_secs(10)).await;
+    assert!(took < Duration::from_secs(3), "exited after {took:?}");
+    drop(client);
 }

@@ -259,6 +259,7 @@ general_keys! {
     server_tls_key_file: String = Some(""), Online, Planned, "Private key for server_tls_cert_file.";
     server_tls_protocols: String = Some("secure"), Online, Planned, "TLS protocol versions towards servers.";
     server_tls_sslmode: SslMode = Some("prefer"), Online, Planned, "TLS mode towards servers.";
+    shutdown_timeout: Duration = Some("30"), Online, Extension, "pooler: seconds a shutdown (SIGTERM, SIGINT, SHUTDOWN) lets clients finish before the process exits regardless; 0 = exit at once.";
     so_reuseport: bool = Some("0"), Restart, Implemented, "Set SO_REUSEPORT so several processes share the port.";
     stats_period: u32 = Some("60"), Online, Implemented, "Seconds between statistics averages and log_stats lines.";
     stats_users: Vec<String> = Some(""), Online, Implemented, "Users allowed read-only admin console commands (comma list).";

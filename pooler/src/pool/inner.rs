@@ -55,6 +55,10 @@ pub struct Inner<C> {
     pub generation: u64,
     /// The last login failure and when it happened (`server_login_retry`).
     pub login_failure: Option<(Instant, PoolError)>,
+    /// A server of the current generation logged in (PgBouncer's `welcome_msg_ready`):
+    /// until one does, a login the server refuses fails every waiting client at once
+    /// rather than leaving them to the retry loop. Cleared by RECONNECT.
+    pub is_login_verified: bool,
     next_waiter_id: u64,
 }
 
@@ -68,6 +72,7 @@ impl<C> Default for Inner<C> {
             is_paused: false,
             generation: 0,
             login_failure: None,
+            is_login_verified: false,
             next_waiter_id: 0,
         }
     }
@@ -77,6 +82,12 @@ impl<C> Inner<C> {
     /// Every server of this pool: idle, lent out, or being opened.
     pub fn total(&self) -> usize {
         self.idle.len() + self.active + self.connecting
+    }
+
+    /// Whether the pool has a logged-in server of the current generation, so a failed
+    /// login is not the whole story (PgBouncer's `kill_pool_logins` guard).
+    pub fn has_working_server(&self) -> bool {
+        self.is_login_verified && self.idle.len() + self.active > 0
     }
 
     /// Queues a waiter and returns its id.

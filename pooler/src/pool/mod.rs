@@ -258,7 +258,7 @@ impl<C: Send + 'static> Pool<C> {
                 return Waiting::ready(self.clone(), slot, since);
             }
             if let Some((at, failure)) = &inner.login_failure
-                && inner.total() == 0
+                && !inner.has_working_server()
                 && since.duration_since(*at) < settings.server_login_retry
                 && failure_is_rejection(failure)
             {
@@ -306,6 +306,7 @@ impl<C: Send + 'static> Pool<C> {
         let idle = {
             let mut inner = self.shared.inner.lock();
             inner.generation += 1;
+            inner.is_login_verified = false;
             std::mem::take(&mut inner.idle)
         };
         drop(idle);
@@ -513,6 +514,7 @@ impl<C: Send + 'static> Shared<C> {
         match result {
             Ok(conn) => {
                 inner.login_failure = None;
+                inner.is_login_verified = true;
                 let slot = Slot {
                     conn,
                     created_at: now,
@@ -531,7 +533,7 @@ impl<C: Send + 'static> Shared<C> {
             Err(failure) => {
                 tracing::warn!(pool = %self.name, "server connection failed: {failure}");
                 let error = PoolError::ServerLogin(Arc::new(failure));
-                let has_no_server = inner.total() == 0;
+                let has_no_server = !inner.has_working_server();
                 let is_failing_fast = self.settings.lock().is_failing_waiters_on_network_errors;
                 if has_no_server && (failure_is_rejection(&error) || is_failing_fast) {
                     inner.fail_waiters(&error);

@@ -75,6 +75,8 @@ pub struct ServerConnection {
     pub params: ServerParams,
     /// The server's BackendKeyData, used to forward cancel requests.
     pub cancel_key: Option<(u32, Bytes)>,
+    /// Cancel requests on their way to this server: it is not reused until they finish.
+    pub cancels: std::sync::Arc<crate::cancel::CancelsInFlight>,
     /// Where it is connected to (shared: cancel targets point at it without copying).
     pub endpoint: std::sync::Arc<ServerEndpoint>,
     /// Prepared statements this server holds (transaction/statement pooling).
@@ -114,6 +116,7 @@ impl ServerConnection {
             read_buf: BytesMut::with_capacity(crate::net::READ_CHUNK),
             params: ServerParams::default(),
             cancel_key: None,
+            cancels: std::sync::Arc::default(),
             endpoint,
             statements: ServerStatements::new(max_prepared),
             params_synced: None,

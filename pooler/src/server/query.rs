@@ -50,6 +50,21 @@ impl QueryError {
                 sqlstate: Some(sqlstate),
                 message,
             },
+            // The pooler cannot answer the server's authentication request with the
+            // secret it holds: retrying cannot help, so waiting clients are told at once,
+            // in PgBouncer's words (the log line says which method and secret).
+            Self::Auth(reason) => {
+                tracing::error!(
+                    "server {} ({}): cannot log in as {}: {reason}",
+                    target.endpoint,
+                    target.database,
+                    target.user
+                );
+                ConnectFailure {
+                    sqlstate: Some(protocol::pg::sqlstate::PROTOCOL_VIOLATION.to_owned()),
+                    message: "server login failed: wrong password type".to_owned(),
+                }
+            }
             other => ConnectFailure {
                 sqlstate: None,
                 message: format!("server {} ({}): {other}", target.endpoint, target.database),

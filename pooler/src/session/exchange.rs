@@ -1,12 +1,36 @@
-//! The in-flight exchange with a linked server: what each forwarded or injected message
-//! still expects as a reply, so injected replies are swallowed, synthesised ones are
-//! emitted at the right point of the client's pipeline, and the server is released
-//! exactly when nothing is outstanding.
+//! The conversation with a linked server, modelled on the protocol documentation
+//! (PostgreSQL "Message Flow", §55.2): what the client's forwarded messages have opened
+//! on the server ([`Phase`]), what the server still owes, in order ([`Pending`]), and
+//! whether it is discarding messages after an error. The session releases a server only
+//! when [`Exchange::is_settled`] and the last ReadyForQuery said idle.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use protocol::pg::encode;
+
+use super::prepared::Statement;
+
+/// What the client's forwarded messages have left open on the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Phase {
+    /// Nothing: every extended-protocol message the server got was followed by a Sync
+    /// (a Query or FunctionCall ends an extended batch too).
+    #[default]
+    Settled,
+    /// Extended-protocol messages reached the server after its last Sync: until that
+    /// Sync it holds the implicit transaction, the unnamed statement and portal, and the
+    /// locks parsing took. Flush asks for replies but ends nothing.
+    Batch,
+    /// COPY FROM STDIN: the server takes CopyData until CopyDone or CopyFail and ignores
+    /// Sync and Flush meanwhile. After an extended-protocol COPY the batch still needs
+    /// its Sync.
+    CopyIn {
+        /// Started by an Execute (extended protocol) rather than a simple Query.
+        is_extended: bool,
+    },
+}
 
 /// A reply the client is owed that the pooler produces itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,16 +41,32 @@ pub enum Synthetic {
     CloseComplete,
 }
 
+/// A client's Parse of a named statement, renamed to the pooler's statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedParse {
+    /// The pooler's statement (marked valid when the server completes the Parse).
+    pub statement: Arc<Statement>,
+    /// The client's name for it, forgotten if the Parse fails or is discarded.
+    pub client_name: Arc<[u8]>,
+    /// The server already holds the statement (the Parse was sent for its error in an
+    /// aborted transaction): a failure does not remove it from the server's cache.
+    pub is_on_server: bool,
+}
+
 /// What the client message forwarded to the server completes with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expect {
-    /// ParseComplete; `statement` is the pooler statement id if it was renamed.
+    /// ParseComplete.
     Parse {
-        /// Pooler statement id, forgotten from the server cache if the Parse fails.
-        statement: Option<u64>,
+        /// Set when the pooler renamed the client's named statement.
+        named: Option<NamedParse>,
     },
     /// BindComplete.
-    Bind,
+    Bind {
+        /// The pooler's statement when the client's name was renamed (a stale plan
+        /// retires it).
+        statement: Option<Arc<Statement>>,
+    },
     /// RowDescription or NoData.
     Describe,
     /// CommandComplete, EmptyQueryResponse or PortalSuspended.
@@ -41,104 +81,180 @@ pub enum Expect {
     FunctionCall,
 }
 
+impl Expect {
+    /// Answered by a ReadyForQuery.
+    fn is_ready_for_query(&self) -> bool {
+        matches!(self, Self::Sync | Self::Query | Self::FunctionCall)
+    }
+}
+
 /// One entry of the outstanding queue, in the order the server will answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pending {
     /// A client message: its replies go to the client.
     Forward(Expect),
     /// A Parse the pooler injected before Bind/Describe: its ParseComplete is swallowed.
     InjectedParse {
-        /// Pooler statement id.
-        statement: u64,
+        /// The pooler's statement.
+        statement: Arc<Statement>,
     },
     /// A Close the pooler injected to evict a statement: CloseComplete is swallowed.
-    InjectedClose,
+    InjectedClose {
+        /// The evicted statement, still on the server if this Close is discarded.
+        statement: u64,
+    },
     /// A query the pooler injected (parameter SETs): every reply is swallowed.
     InjectedQuery,
+    /// A Sync the pooler injected to end a replica's batch before the client's next
+    /// Query moves to the primary: its ReadyForQuery is swallowed.
+    InjectedSync,
     /// A reply the pooler owes the client, emitted when it reaches the head.
     Synthetic(Synthetic),
+    /// The client's CopyDone or CopyFail, sent before the server said its COPY started:
+    /// marks which pipelined Syncs the server will ignore as part of the COPY. It has
+    /// no reply and leaves the queue when it reaches the head.
+    CopyEnd,
 }
 
-/// The outstanding queue of one client/server link.
+impl Pending {
+    fn is_ready_for_query(&self) -> bool {
+        matches!(self, Self::Forward(e) if e.is_ready_for_query())
+    }
+}
+
+/// Statements whose Parse failed or was discarded: the server does not have them and
+/// the client's name for them does not exist.
+#[derive(Debug, Default)]
+pub struct FailedParses {
+    /// Pooler statement ids the server does not hold.
+    pub statements: Vec<u64>,
+    /// Client names that were never created, with the statement id each would name.
+    pub client_names: Vec<(Arc<[u8]>, u64)>,
+    /// Statements whose eviction (an injected Close) the server discarded: it still
+    /// holds them.
+    pub still_held: Vec<u64>,
+}
+
+/// The conversation of one client/server link.
 #[derive(Debug, Default)]
 pub struct Exchange {
     queue: VecDeque<Pending>,
-    /// After an error in the extended protocol the server ignores everything up to Sync.
+    phase: Phase,
+    /// An extended-protocol message failed: the server discards what it reads until the
+    /// next Sync (a Sync already queued ends it; see [`Exchange::is_discarding`]).
     is_skipping_to_sync: bool,
     /// The first error of an injected query, reported when its ReadyForQuery arrives.
     pub injected_error: Option<String>,
-    /// The server is in COPY FROM STDIN started by an extended-protocol Execute: it
-    /// ignores Sync and Flush until the client's CopyDone or CopyFail.
-    is_copy_in_extended: bool,
-    /// An extended-protocol batch has started and its Sync has not been forwarded:
-    /// the server keeps its unnamed statement and portal for it, so it stays linked.
-    is_in_batch: bool,
 }
 
 impl Exchange {
-    /// Marks the start (Parse, Bind, Describe, Execute, Close, Flush) or the end (Sync,
-    /// Query, FunctionCall) of an extended-protocol batch.
-    pub fn set_in_batch(&mut self, is_in_batch: bool) {
-        self.is_in_batch = is_in_batch;
+    /// What the client's messages have left open on the server.
+    pub fn phase(&self) -> Phase {
+        self.phase
     }
 
-    /// Inside an extended-protocol batch whose Sync was not forwarded yet.
-    pub fn is_in_batch(&self) -> bool {
-        self.is_in_batch
+    /// Nothing owed and nothing open: the server holds no state of this client but its
+    /// transaction status (which the caller checks from ReadyForQuery).
+    #[inline]
+    pub fn is_settled(&self) -> bool {
+        self.queue.is_empty() && self.phase == Phase::Settled
     }
 
-    /// Whether a forwarded Sync, Query or FunctionCall still waits for ReadyForQuery.
-    pub fn awaits_ready_for_query(&self) -> bool {
-        self.ready_for_query_count() > 0
-    }
-
-    /// Forwarded Syncs, Queries and FunctionCalls still waiting for ReadyForQuery.
-    pub fn ready_for_query_count(&self) -> usize {
-        self.queue
-            .iter()
-            .filter(|p| {
-                matches!(
-                    p,
-                    Pending::Forward(Expect::Sync | Expect::Query | Expect::FunctionCall)
-                )
-            })
-            .count()
-    }
-
-    /// Whether every forwarded message got its final reply.
+    /// Every forwarded message got its final reply (something may still be open).
     #[inline]
     pub fn is_idle(&self) -> bool {
         self.queue.is_empty()
     }
 
-    /// The server sent CopyInResponse. In the extended protocol the server ignores every
-    /// Sync until CopyDone/CopyFail, including those the client already sent after its
-    /// Execute: they will get no ReadyForQuery, so they leave the queue.
-    pub fn start_copy_in(&mut self) {
-        if self.queue.front() != Some(&Pending::Forward(Expect::Execute)) {
-            return; // simple-protocol COPY: the Query entry waits for ReadyForQuery
+    /// Whether the server would discard a message sent now: an extended-protocol error
+    /// is being skipped and no Sync that ends the skip has been forwarded yet.
+    pub fn is_discarding(&self) -> bool {
+        self.is_skipping_to_sync && !self.queue.front().is_some_and(Pending::is_ready_for_query)
+    }
+
+    /// The client's extended-protocol message reached the server.
+    pub fn on_extended_forwarded(&mut self) {
+        if self.phase == Phase::Settled {
+            self.phase = Phase::Batch;
         }
-        self.is_copy_in_extended = true;
+    }
+
+    /// The client's Sync was forwarded: what it is owed (`None` during COPY FROM STDIN,
+    /// when the server ignores it).
+    pub fn on_sync_forwarded(&mut self) -> Option<Expect> {
+        match self.phase {
+            Phase::CopyIn { .. } => None,
+            Phase::Settled | Phase::Batch => {
+                self.phase = Phase::Settled;
+                Some(Expect::Sync)
+            }
+        }
+    }
+
+    /// The pooler ends the client's open batch itself (a Sync whose ReadyForQuery is
+    /// swallowed), so the client's next Query can be routed elsewhere.
+    pub fn end_batch(&mut self, server_out: &mut BytesMut, client_out: &mut BytesMut) {
+        encode::sync(server_out);
+        self.phase = Phase::Settled;
+        self.push(Pending::InjectedSync, client_out);
+    }
+
+    /// A Query or FunctionCall was forwarded: it ends an open batch like a Sync.
+    pub fn on_query_forwarded(&mut self) {
+        if self.phase == Phase::Batch {
+            self.phase = Phase::Settled;
+        }
+    }
+
+    /// The client ended its COPY data (CopyDone or CopyFail). Pipelined before the
+    /// server said its COPY started, it is queued as a marker for
+    /// [`Exchange::on_copy_in_started`].
+    pub fn on_copy_end_forwarded(&mut self, client_out: &mut BytesMut) {
+        match self.phase {
+            Phase::CopyIn { is_extended } => {
+                self.phase = if is_extended {
+                    Phase::Batch
+                } else {
+                    Phase::Settled
+                };
+            }
+            Phase::Settled | Phase::Batch => self.push(Pending::CopyEnd, client_out),
+        }
+    }
+
+    /// The server sent CopyInResponse for the head (an Execute or a Query). Until the
+    /// client's CopyDone/CopyFail it ignores Sync and Flush: the Syncs the client
+    /// pipelined before its copy end get no ReadyForQuery and leave the queue. If the
+    /// copy end is not here yet, the session is in COPY until it comes.
+    pub fn on_copy_in_started(&mut self) {
+        let is_extended = self.queue.front() == Some(&Pending::Forward(Expect::Execute));
+        let end = self.queue.iter().position(|p| *p == Pending::CopyEnd);
         let mut index = 0;
         self.queue.retain(|p| {
             index += 1;
-            index == 1 || *p != Pending::Forward(Expect::Sync)
+            let is_inside_copy = end.is_none_or(|end| index <= end);
+            index == 1 || !(is_inside_copy && *p == Pending::Forward(Expect::Sync))
         });
+        match end {
+            None => self.phase = Phase::CopyIn { is_extended },
+            Some(_) => {
+                self.queue.retain(|p| *p != Pending::CopyEnd);
+                let has_sync_after = self.queue.iter().skip(1).any(Pending::is_ready_for_query);
+                if is_extended && !has_sync_after {
+                    self.phase = Phase::Batch; // the Syncs that would have ended it were ignored
+                }
+            }
+        }
     }
 
-    /// The client ended its COPY data (CopyDone or CopyFail).
-    pub fn end_copy_in(&mut self) {
-        self.is_copy_in_extended = false;
+    /// Whether a forwarded Sync, Query or FunctionCall still waits for ReadyForQuery.
+    pub fn awaits_ready_for_query(&self) -> bool {
+        self.queue.iter().any(Pending::is_ready_for_query)
     }
 
-    /// Whether a Sync from the client now would be ignored by the server.
-    pub fn is_copy_in_extended(&self) -> bool {
-        self.is_copy_in_extended
-    }
-
-    /// Whether the server is discarding messages until the next Sync.
-    pub fn is_skipping_to_sync(&self) -> bool {
-        self.is_skipping_to_sync
+    /// Forwarded Syncs, Queries and FunctionCalls still waiting for ReadyForQuery.
+    pub fn ready_for_query_count(&self) -> usize {
+        self.queue.iter().filter(|p| p.is_ready_for_query()).count()
     }
 
     /// Number of entries still outstanding.
@@ -153,22 +269,20 @@ impl Exchange {
 
     /// The entry the next server reply belongs to.
     #[inline]
-    pub fn head(&self) -> Option<Pending> {
-        self.queue.front().copied()
+    pub fn head(&self) -> Option<&Pending> {
+        self.queue.front()
     }
 
     /// Records a message sent to the server (or a synthetic reply owed). A synthetic
-    /// reply with nothing ahead of it is written to `client_out` at once.
+    /// reply with nothing ahead of it is written to `client_out` at once. The caller
+    /// does not send what [`Exchange::is_discarding`] says the server would discard.
     pub fn push(&mut self, pending: Pending, client_out: &mut BytesMut) {
-        if self.is_skipping_to_sync && !matches!(pending, Pending::Forward(Expect::Sync)) {
-            // The server discards it; a synthetic reply would not have been sent either.
-            return;
-        }
-        if let Pending::Synthetic(reply) = pending
-            && self.queue.is_empty()
-        {
-            emit(reply, client_out);
-            return;
+        if self.queue.is_empty() {
+            match pending {
+                Pending::Synthetic(reply) => return emit(reply, client_out),
+                Pending::CopyEnd => return, // no COPY can start any more
+                _ => {}
+            }
         }
         self.queue.push_back(pending);
     }
@@ -176,33 +290,60 @@ impl Exchange {
     /// The head got its final reply: pop it and emit synthetic replies now at the head.
     pub fn complete_head(&mut self, client_out: &mut BytesMut) -> Option<Pending> {
         let done = self.queue.pop_front();
-        if matches!(done, Some(Pending::Forward(Expect::Sync | Expect::Query))) {
+        if matches!(&done, Some(p) if p.is_ready_for_query() || *p == Pending::InjectedSync) {
             self.is_skipping_to_sync = false;
         }
         self.flush_synthetic(client_out);
         done
     }
 
-    /// An ErrorResponse in the extended protocol: the failed message and everything up
-    /// to the next Sync get no reply. Returns the statements whose Parse failed.
-    pub fn fail_to_sync(&mut self, failed_parses: &mut Vec<u64>) {
-        while let Some(front) = self.queue.front().copied() {
+    /// An ErrorResponse. In the extended protocol the failed message and everything up
+    /// to the next Sync get no reply; a failed Sync (its commit) or a simple Query skips
+    /// nothing. A COPY FROM STDIN ends. Returns the Parses that will never complete.
+    pub fn on_error(&mut self) -> FailedParses {
+        let mut failed = FailedParses::default();
+        if let Phase::CopyIn { is_extended } = self.phase {
+            self.phase = if is_extended {
+                Phase::Batch
+            } else {
+                Phase::Settled
+            };
+        }
+        let is_extended = match self.queue.front() {
+            None | Some(Pending::InjectedQuery | Pending::InjectedSync) => return failed,
+            Some(p) => !p.is_ready_for_query(),
+        };
+        if !is_extended {
+            return failed;
+        }
+        while let Some(front) = self.queue.front() {
             match front {
-                Pending::Forward(Expect::Sync) => return,
-                Pending::Forward(Expect::Parse {
-                    statement: Some(id),
-                })
-                | Pending::InjectedParse { statement: id } => failed_parses.push(id),
+                p if p.is_ready_for_query() => break,
+                Pending::Forward(Expect::Parse { named: Some(named) }) => {
+                    if !named.is_on_server {
+                        failed.statements.push(named.statement.id);
+                    }
+                    failed
+                        .client_names
+                        .push((Arc::clone(&named.client_name), named.statement.id));
+                }
+                Pending::InjectedParse { statement } => failed.statements.push(statement.id),
+                Pending::InjectedClose { statement } => failed.still_held.push(*statement),
                 _ => {}
             }
             self.queue.pop_front();
         }
         self.is_skipping_to_sync = true;
+        failed
     }
 
     fn flush_synthetic(&mut self, client_out: &mut BytesMut) {
-        while let Some(Pending::Synthetic(reply)) = self.queue.front().copied() {
-            emit(reply, client_out);
+        loop {
+            match self.queue.front() {
+                Some(Pending::Synthetic(reply)) => emit(*reply, client_out),
+                Some(Pending::CopyEnd) => {} // no COPY started: the server ignored it
+                _ => return,
+            }
             self.queue.pop_front();
         }
     }
@@ -210,38 +351,27 @@ impl Exchange {
     /// Entries queued after the last one that waits for ReadyForQuery: a batch whose
     /// Sync the client has not sent yet.
     pub fn has_partial_batch(&self) -> bool {
-        let is_ready_expect = |p: &Pending| {
-            matches!(
-                p,
-                Pending::Forward(Expect::Sync | Expect::Query | Expect::FunctionCall)
-            )
-        };
-        match self.queue.iter().rposition(is_ready_expect) {
+        match self.queue.iter().rposition(Pending::is_ready_for_query) {
             Some(last) => last + 1 < self.queue.len(),
-            None => !self.queue.is_empty(),
+            None => !self.queue.is_empty() || self.phase != Phase::Settled,
         }
     }
 
-    /// Statement ids of forwarded Parses that got no ParseComplete yet.
-    pub fn unanswered_parses(&self) -> Vec<u64> {
-        self.queue
-            .iter()
-            .filter_map(|p| match p {
-                Pending::Forward(Expect::Parse {
-                    statement: Some(id),
-                }) => Some(*id),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// Forgets everything (the server is gone).
-    pub fn clear(&mut self) {
-        self.queue.clear();
-        self.is_skipping_to_sync = false;
-        self.is_in_batch = false;
-        self.injected_error = None;
-        self.is_copy_in_extended = false;
+    /// Statement ids and client names of forwarded Parses that got no ParseComplete yet.
+    pub fn unanswered_parses(&self) -> FailedParses {
+        let mut unanswered = FailedParses::default();
+        for pending in &self.queue {
+            if let Pending::Forward(Expect::Parse { named: Some(named) }) = pending {
+                let id = named.statement.id;
+                if !named.is_on_server {
+                    unanswered.statements.push(id);
+                }
+                unanswered
+                    .client_names
+                    .push((Arc::clone(&named.client_name), id));
+            }
+        }
+        unanswered
     }
 }
 
@@ -253,72 +383,4 @@ fn emit(reply: Synthetic, client_out: &mut BytesMut) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_synthetic_reply_waits_for_the_replies_ahead_of_it() {
-        let mut exchange = Exchange::default();
-        let mut out = BytesMut::new();
-        exchange.push(Pending::Forward(Expect::Bind), &mut out);
-        exchange.push(Pending::Synthetic(Synthetic::CloseComplete), &mut out);
-        exchange.push(Pending::Forward(Expect::Sync), &mut out);
-        assert!(out.is_empty());
-        exchange.complete_head(&mut out);
-        assert_eq!(&out[..], b"3\0\0\0\x04");
-        assert_eq!(exchange.head(), Some(Pending::Forward(Expect::Sync)));
-    }
-
-    #[test]
-    fn a_synthetic_reply_with_nothing_ahead_goes_out_at_once() {
-        let mut exchange = Exchange::default();
-        let mut out = BytesMut::new();
-        exchange.push(Pending::Synthetic(Synthetic::ParseComplete), &mut out);
-        assert_eq!(&out[..], b"1\0\0\0\x04");
-        assert!(exchange.is_idle());
-    }
-
-    #[test]
-    fn an_error_skips_to_sync_and_drops_owed_synthetic_replies() {
-        let mut exchange = Exchange::default();
-        let mut out = BytesMut::new();
-        exchange.push(Pending::InjectedParse { statement: 7 }, &mut out);
-        exchange.push(Pending::Forward(Expect::Bind), &mut out);
-        exchange.push(Pending::Synthetic(Synthetic::ParseComplete), &mut out);
-        exchange.push(Pending::Forward(Expect::Sync), &mut out);
-        let mut failed = Vec::new();
-        exchange.fail_to_sync(&mut failed);
-        assert_eq!(failed, vec![7]);
-        assert_eq!(exchange.head(), Some(Pending::Forward(Expect::Sync)));
-        exchange.complete_head(&mut out);
-        assert!(out.is_empty());
-        assert!(exchange.is_idle());
-    }
-
-    #[test]
-    fn syncs_sent_before_an_extended_copy_in_started_get_no_reply() {
-        let mut exchange = Exchange::default();
-        let mut out = BytesMut::new();
-        exchange.push(Pending::Forward(Expect::Execute), &mut out);
-        exchange.push(Pending::Forward(Expect::Sync), &mut out);
-        exchange.start_copy_in();
-        assert_eq!(exchange.len(), 1);
-        assert!(exchange.is_copy_in_extended());
-        exchange.end_copy_in();
-        exchange.push(Pending::Forward(Expect::Sync), &mut out);
-        assert_eq!(exchange.len(), 2);
-    }
-
-    #[test]
-    fn messages_after_an_error_are_ignored_until_sync() {
-        let mut exchange = Exchange::default();
-        let mut out = BytesMut::new();
-        exchange.push(Pending::Forward(Expect::Execute), &mut out);
-        exchange.fail_to_sync(&mut Vec::new());
-        exchange.push(Pending::Forward(Expect::Bind), &mut out);
-        exchange.push(Pending::Synthetic(Synthetic::CloseComplete), &mut out);
-        exchange.push(Pending::Forward(Expect::Sync), &mut out);
-        assert_eq!(exchange.len(), 1);
-        assert!(out.is_empty());
-    }
-}
+mod tests;

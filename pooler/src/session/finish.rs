@@ -57,9 +57,18 @@ impl ClientSession {
         let Some(mut server) = self.server.take() else {
             return;
         };
-        let is_quiet = self.exchange.is_idle() && self.server_out.is_empty();
+        // Mid-batch, the server holds an implicit transaction that a ROLLBACK sent now
+        // would commit instead: only a settled server can be cleaned.
+        let is_quiet = self.exchange.is_settled() && self.server_out.is_empty();
         if !is_quiet || server.is_close_needed() {
             return; // dropped: closed, the server rolls back whatever was open
+        }
+        if !server
+            .cancels
+            .wait_finished(crate::cancel::CANCEL_TIMEOUT)
+            .await
+        {
+            return; // a cancel still on its way could hit the cleanup or the next client
         }
         let max = self.settings.max_packet_size;
         let is_session = self.settings.pool_mode == PoolMode::Session;
@@ -106,6 +115,7 @@ fn client_message(error: &SessionError) -> Option<(String, String)> {
             (sqlstate::ADMIN_SHUTDOWN, (*reason).to_owned())
         }
         SessionError::Shutdown => (sqlstate::ADMIN_SHUTDOWN, error.to_string()),
+        SessionError::Stalled(_) => (sqlstate::INTERNAL_ERROR, error.to_string()),
         SessionError::Pool(_)
         | SessionError::Protocol(_)
         | SessionError::ServerProtocol(_)

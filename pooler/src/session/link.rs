@@ -167,14 +167,24 @@ impl ClientSession {
         if waiting.is_ready() {
             return Ok(waiting.wait().await?);
         }
-        self.registration.on_wait(Instant::now());
+        let started = Instant::now();
+        self.registration.on_wait(started);
+        // query_timeout covers the wait too, a slow server login included (as
+        // PgBouncer's janitor checks waiting clients against it).
+        let deadline = self.settings.query_timeout.map(|t| started + t);
         let wait = waiting.wait();
         tokio::pin!(wait);
         loop {
+            // Keep reading (to notice a client that leaves) until a client that
+            // pipelines without end has filled its buffer.
+            let can_read = self.client_in.len() < super::BACKPRESSURE_BYTES;
             tokio::select! {
                 server = &mut wait => return Ok(server?),
                 () = self.registration.killed() => return Err(self.killed_error()),
-                r = self.client.read_into(&mut self.client_in) => self.on_client_read(r)?,
+                () = super::sleep_until(deadline), if deadline.is_some() => {
+                    return Err(SessionError::Fatal("query_timeout"));
+                }
+                r = self.client.read_into(&mut self.client_in), if can_read => self.on_client_read(r)?,
             }
         }
     }
@@ -208,12 +218,19 @@ impl ClientSession {
         self.cancel.unlink();
         self.retry = None;
         let stats = self.pool.stats();
+        let is_cancel_done = server
+            .cancels
+            .wait_finished(crate::cancel::CANCEL_TIMEOUT)
+            .await;
         let xact_time = self.linked_at.elapsed();
         crate::stats::PoolStats::add(&stats.xact_time_us, xact_time.as_micros() as u64);
         stats.xact_histogram.observe(xact_time);
         self.registration.on_release(&server, self.statements.len());
         if let Some(router) = self.router.as_mut() {
-            let outcome = if router.needs_write_lsn() {
+            let outcome = if router.needs_write_lsn() && !is_cancel_done {
+                router.finish_transaction(WriteLsn::Unknown);
+                return;
+            } else if router.needs_write_lsn() {
                 let sql = "SELECT pg_catalog.pg_current_wal_insert_lsn()";
                 match query_lsn(&mut server, sql, self.settings.max_packet_size).await {
                     Some(lsn) => WriteLsn::Known(lsn),
@@ -228,6 +245,9 @@ impl ClientSession {
                 WriteLsn::NotNeeded
             };
             router.finish_transaction(outcome);
+        }
+        if !is_cancel_done {
+            return; // closed: a cancel may still hit whatever runs on it next
         }
         // The pool closes it instead if a RECONNECT or server_lifetime retired it.
         server.checkin();

@@ -53,8 +53,8 @@ impl ClientSession {
         let in_flight = self.exchange.ready_for_query_count();
         let has_partial_batch = self.exchange.has_partial_batch();
         // Named statements whose Parse never got an answer do not exist for the client.
-        for id in self.exchange.unanswered_parses() {
-            self.statements.remove_id(id);
+        for (name, id) in self.exchange.unanswered_parses().client_names {
+            self.statements.remove_if(&name, id);
         }
         self.server = None;
         self.cancel.unlink();
@@ -240,9 +240,43 @@ pub fn is_transaction_end(sql: &[u8]) -> bool {
     matches!(first.as_str(), "commit" | "end" | "rollback" | "abort") && is_plain
 }
 
+/// PostgreSQL's `IsTransactionExitStmt`: the statements an aborted transaction block
+/// still accepts (`COMMIT`/`END`, `ROLLBACK`/`ABORT`, `ROLLBACK TO SAVEPOINT`,
+/// `PREPARE TRANSACTION`).
+pub fn is_transaction_exit(sql: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(sql) else {
+        return false;
+    };
+    let mut words = text
+        .split(|c: char| c.is_whitespace() || c == ';')
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_lowercase);
+    match words.next().as_deref() {
+        Some("commit" | "end" | "rollback" | "abort") => true,
+        Some("prepare") => words.next().as_deref() == Some("transaction"),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::is_transaction_end;
+    use super::{is_transaction_end, is_transaction_exit};
+
+    #[test]
+    fn statements_an_aborted_block_accepts_are_recognised() {
+        for sql in [
+            "COMMIT",
+            "end",
+            "ROLLBACK TO SAVEPOINT a",
+            "abort",
+            "PREPARE TRANSACTION 'x'",
+        ] {
+            assert!(is_transaction_exit(sql.as_bytes()), "{sql}");
+        }
+        for sql in ["SELECT 1", "PREPARE p AS SELECT 1", "SAVEPOINT a", ""] {
+            assert!(!is_transaction_exit(sql.as_bytes()), "{sql}");
+        }
+    }
 
     #[test]
     fn transaction_ends_are_recognised() {

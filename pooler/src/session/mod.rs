@@ -4,6 +4,8 @@
 
 pub mod exchange;
 mod finish;
+mod frames;
+mod io;
 mod link;
 mod lost;
 pub mod routing;
@@ -16,10 +18,9 @@ pub mod relay;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use protocol::ProtocolError;
-use protocol::pg::{BackendTag, FrameSplitter, TransactionStatus, peek_header};
-use tokio::io::{Interest, Ready};
+use protocol::pg::TransactionStatus;
 use tokio_util::sync::CancellationToken;
 
 use crate::cancel::CancelHandle;
@@ -29,10 +30,15 @@ use crate::server::ServerConnection;
 use exchange::Exchange;
 use params::ClientParams;
 use prepared::{ClientStatements, StatementRegistry};
-use relay::{ClientFlow, Link};
 
 /// Buffered bytes in one direction above which the session stops reading the other side.
 const BACKPRESSURE_BYTES: usize = 256 * 1024;
+
+/// Consecutive steps of the serve loop that moved no byte and changed no link before
+/// the session is ended as stalled. Every step waits on a socket, a timer or a signal
+/// unless it moved something, so only a bug can reach this: it bounds the damage to one
+/// client instead of a spinning worker thread.
+const MAX_STEPS_WITHOUT_PROGRESS: u32 = 10_000;
 
 /// Why a session ended.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +74,9 @@ pub enum SessionError {
     /// (shutdown, recovery conflict): the transaction moves if nothing reached the client.
     #[error("server conn crashed? ({0})")]
     ServerRetryable(String),
+    /// The session stopped making progress (a bug): ended so it cannot hold a thread.
+    #[error("pooler internal error: the session stopped making progress")]
+    Stalled(String),
 }
 
 impl SessionError {
@@ -135,8 +144,13 @@ pub struct ClientSession {
     shutdown: CancellationToken,
     cancel: CancelHandle,
     last_client_activity: Instant,
+    /// Last bytes from the linked server: idle-in-transaction time counts from the later
+    /// of this and the client's last bytes.
+    last_server_activity: Instant,
     linked_at: Instant,
     last_request_at: Instant,
+    /// Bytes moved and link changes so far: each serve step must add to it or wait.
+    progress: u64,
     _admission: crate::cluster::ClientSlot,
     /// This client's entry in the console's registry (SHOW CLIENTS, KILL_CLIENT).
     registration: crate::registry::ClientRegistration,
@@ -179,8 +193,10 @@ impl ClientSession {
             shutdown,
             cancel,
             last_client_activity: now,
+            last_server_activity: now,
             linked_at: now,
             last_request_at: now,
+            progress: 0,
             _admission: admission,
             registration: crate::registry::ClientRegistration::detached(),
             router: None,
@@ -208,354 +224,89 @@ impl ClientSession {
         self.finish(result).await;
     }
 
+    /// Steps until the client leaves or fails. No step can spin: each either moves
+    /// bytes or a link, or waits; a step that did neither is counted, and the session
+    /// ends after [`MAX_STEPS_WITHOUT_PROGRESS`] of them in a row. The task also yields
+    /// whenever its cooperative budget is spent, so a busy client never holds a worker
+    /// thread from the accept loop, the console or the signal handlers.
     async fn serve(&mut self) -> Result<(), SessionError> {
+        let mut steps_without_progress = 0;
         loop {
-            if self.server.is_some() {
-                if let Err(error) = self.active_step().await {
+            let before = self.progress;
+            self.step().await?;
+            if self.progress == before {
+                steps_without_progress += 1;
+                if steps_without_progress >= MAX_STEPS_WITHOUT_PROGRESS {
+                    let state = self.describe_state();
+                    tracing::error!(%state, "session stopped making progress; closing it");
+                    return Err(SessionError::Stalled(state));
+                }
+            } else {
+                steps_without_progress = 0;
+            }
+            tokio::task::consume_budget().await;
+        }
+    }
+
+    async fn step(&mut self) -> Result<(), SessionError> {
+        if self.server.is_some() {
+            match self.active_step().await {
+                Ok(()) if self.is_releasable() => {
+                    self.release().await;
+                    self.progress += 1;
+                }
+                Ok(()) => {}
+                Err(error) => {
                     if self.can_reroute(&error) {
                         self.reroute(&error);
                     } else if !self.survive_server_loss(&error) {
                         return Err(error);
                     }
-                    continue;
+                    self.progress += 1;
                 }
-                if self.is_releasable() {
-                    self.release().await;
-                }
-            } else if self.has_complete_frame()? {
-                if self.lost.is_some() {
-                    self.answer_lost_transaction()?;
-                    if self.lost.is_some() || !self.has_complete_frame()? {
-                        continue;
-                    }
-                }
-                self.link_server().await?;
-            } else {
-                self.idle_step().await?;
             }
-        }
-    }
-
-    fn has_complete_frame(&self) -> Result<bool, SessionError> {
-        match peek_header(&self.client_in, self.settings.max_packet_size) {
-            Ok(Some(header)) => Ok(self.client_in.len() >= header.len),
-            Ok(None) => Ok(false),
-            Err(e) => Err(SessionError::Protocol(e)),
-        }
-    }
-
-    /// No server linked: wait for the client's next message.
-    async fn idle_step(&mut self) -> Result<(), SessionError> {
-        self.free_idle_buffers();
-        let idle_deadline = self
-            .settings
-            .client_idle_timeout
-            .map(|t| self.last_client_activity + t);
-        let wanted = crate::net::interest(true, !self.client_out.is_empty());
-        let ready = tokio::select! {
-            biased;
-            () = self.shutdown.cancelled() => return Err(SessionError::Shutdown),
-            () = self.registration.killed() => return Err(self.killed_error()),
-            r = self.client.ready(wanted.unwrap_or(Interest::READABLE)) => r.map_err(SessionError::ClientIo)?,
-            () = sleep_until(idle_deadline), if idle_deadline.is_some() => {
-                return Err(SessionError::Fatal("client_idle_timeout"));
-            }
-        };
-        self.on_client_ready(ready)
-    }
-
-    /// An idle client holds no buffer memory: thousands of idle clients cost little. The
-    /// next message allocates again (a few KiB from the allocator's thread cache).
-    fn free_idle_buffers(&mut self) {
-        for buf in [
-            &mut self.client_in,
-            &mut self.client_out,
-            &mut self.server_out,
-        ] {
-            if buf.is_empty() && buf.capacity() > 0 {
-                *buf = BytesMut::new();
-            }
-        }
-    }
-
-    /// Moves bytes to and from the client socket after a readiness event.
-    fn on_client_ready(&mut self, ready: Ready) -> Result<(), SessionError> {
-        if ready.is_writable() && !self.client_out.is_empty() {
-            self.client
-                .try_write_buf(&mut self.client_out)
-                .map_err(SessionError::ClientIo)?;
-        }
-        if ready.is_readable() || ready.is_read_closed() {
-            let read = self
-                .client
-                .try_read_into_sized(&mut self.client_in, crate::net::CLIENT_READ_CHUNK);
-            match read {
-                Ok(None) => {}
-                Ok(Some(n)) => self.on_client_read(Ok(n))?,
-                Err(e) => self.on_client_read(Err(e))?,
-            }
-        }
-        Ok(())
-    }
-
-    fn on_client_read(&mut self, read: std::io::Result<usize>) -> Result<(), SessionError> {
-        match read {
-            Ok(0) => Err(SessionError::ClientClosed),
-            Ok(n) => {
-                self.last_client_activity = Instant::now();
-                self.registration.on_request(self.last_client_activity);
-                crate::stats::PoolStats::add(&self.pool.stats().bytes_received, n as u64);
-                Ok(())
-            }
-            Err(e) => Err(SessionError::ClientIo(e)),
-        }
-    }
-
-    /// One round of relaying while a server is linked.
-    async fn active_step(&mut self) -> Result<(), SessionError> {
-        self.relay_client_frames()?;
-        let Self {
-            client,
-            client_out,
-            server,
-            server_out,
-            ..
-        } = self;
-        let Some(server) = server.as_mut() else {
             return Ok(());
-        };
-        if !server_out.is_empty() {
-            server
-                .stream
-                .try_write_buf(server_out)
-                .map_err(SessionError::ServerClosed)?;
-            self.last_request_at = Instant::now();
         }
-        if !client_out.is_empty() {
-            client
-                .try_write_buf(client_out)
-                .map_err(SessionError::ClientIo)?;
-        }
-        let (server_out, client_out) = (&self.server_out, &self.client_out);
-        if self.exchange.is_idle() && server_out.is_empty() {
-            let is_done = match self.settings.pool_mode {
-                PoolMode::Session => false,
-                _ => self.status == TransactionStatus::Idle,
-            };
-            if is_done {
+        if self.lost.is_some() && self.has_complete_frame()? {
+            let before = self.client_in.len();
+            self.answer_lost_transaction()?;
+            self.progress += (before - self.client_in.len()) as u64;
+            if self.lost.is_some() {
                 return Ok(());
             }
         }
-        let can_read_client =
-            server_out.len() < BACKPRESSURE_BYTES && self.client_in.len() < BACKPRESSURE_BYTES;
-        let can_read_server = client_out.len() < BACKPRESSURE_BYTES;
-        let client_wants = crate::net::interest(can_read_client, !client_out.is_empty());
-        let server_wants = crate::net::interest(can_read_server, !server_out.is_empty());
-        let deadline = self.deadline();
-        let Some(server) = self.server.as_deref() else {
-            return Ok(());
-        };
-        tokio::select! {
-            r = server.stream.ready(server_wants.unwrap_or(Interest::READABLE)), if server_wants.is_some() => {
-                let ready = r.map_err(SessionError::ServerClosed)?;
-                self.on_server_ready(ready)?;
-            }
-            r = self.client.ready(client_wants.unwrap_or(Interest::READABLE)), if client_wants.is_some() => {
-                let ready = r.map_err(SessionError::ClientIo)?;
-                self.on_client_ready(ready)?;
-            }
-            () = sleep_until(deadline), if deadline.is_some() => return Err(self.timeout_error()),
-            () = self.registration.killed() => return Err(self.killed_error()),
+        if self.answer_unlinked()? {
+            self.link_server().await?;
+            self.progress += 1;
+        } else {
+            self.idle_step().await?;
         }
         Ok(())
     }
 
-    /// KILL_CLIENT or KILL ended this client: PgBouncer's reason, as FATAL.
-    fn killed_error(&self) -> SessionError {
-        SessionError::Fatal(self.registration.info().kill_reason())
+    /// The session's protocol state, for the log line of a stalled session.
+    fn describe_state(&self) -> String {
+        format!(
+            "linked={} status={:?} phase={:?} owed={} discarding={} client_in={} client_out={} server_out={}",
+            self.server.is_some(),
+            self.status,
+            self.exchange.phase(),
+            self.exchange.len(),
+            self.exchange.is_discarding(),
+            self.client_in.len(),
+            self.client_out.len(),
+            self.server_out.len(),
+        )
     }
 
-    /// Moves bytes to and from the server socket after a readiness event.
-    fn on_server_ready(&mut self, ready: Ready) -> Result<(), SessionError> {
-        let Some(server) = self.server.as_deref_mut() else {
-            return Ok(());
-        };
-        if ready.is_writable() && !self.server_out.is_empty() {
-            server
-                .stream
-                .try_write_buf(&mut self.server_out)
-                .map_err(SessionError::ServerClosed)?;
-            self.last_request_at = Instant::now();
-        }
-        if ready.is_readable() || ready.is_read_closed() {
-            match server.stream.try_read_into(&mut server.read_buf) {
-                Ok(None) => {}
-                Ok(Some(0)) => {
-                    return Err(SessionError::ServerClosed(
-                        std::io::ErrorKind::UnexpectedEof.into(),
-                    ));
-                }
-                Ok(Some(n)) => {
-                    crate::stats::PoolStats::add(&self.pool.stats().bytes_sent, n as u64);
-                    self.relay_server_frames()?;
-                    // Most replies fit the socket buffer: send now, not after another
-                    // trip through the event loop.
-                    if !self.client_out.is_empty() {
-                        self.client
-                            .try_write_buf(&mut self.client_out)
-                            .map_err(SessionError::ClientIo)?;
-                    }
-                }
-                Err(e) => return Err(SessionError::ServerClosed(e)),
-            }
-        }
-        Ok(())
-    }
-
-    fn link(&mut self) -> Option<Link<'_>> {
-        let is_routed = self.router.is_some() && self.settings.pool_mode != PoolMode::Session;
-        let retry_base = self.retry.as_ref().map(|_| self.client_out.len());
-        let server = self.server.as_deref_mut()?;
-        Some(Link {
-            server,
-            server_out: &mut self.server_out,
-            client_out: &mut self.client_out,
-            exchange: &mut self.exchange,
-            statements: &mut self.statements,
-            registry: &self.registry,
-            params: &mut self.params,
-            stats: self.pool.stats(),
-            is_renaming: self.settings.max_prepared_statements > 0
-                && self.settings.pool_mode != PoolMode::Session,
-            is_statement_mode: self.settings.pool_mode == PoolMode::Statement,
-            retry_base,
-            is_routed,
-        })
-    }
-
-    fn relay_client_frames(&mut self) -> Result<(), SessionError> {
-        let splitter = FrameSplitter::new(self.settings.max_packet_size);
-        let mut input = std::mem::take(&mut self.client_in);
-        // On a replica one transaction at a time: frames after a Sync or Query wait until
-        // its ReadyForQuery, so the next transaction is routed on its own.
-        let is_one_at_a_time = self.is_on_replica();
-        let mut retry = self.retry.take();
-        // A read sent to the primary may be followed by pipelined writes: remember the
-        // statements forwarded, so read-your-writes tracks them.
-        let is_tracking_writes = self.router.as_ref().is_some_and(|r| {
-            r.current
-                .as_ref()
-                .is_some_and(|c| !c.is_replica && !c.is_write)
-        });
-        let mut forwarded = Vec::new();
-        let result = (|| {
-            let Some(mut link) = self.link() else {
-                return Ok(());
-            };
-            loop {
-                if is_one_at_a_time && link.exchange.awaits_ready_for_query() {
-                    break;
-                }
-                let Some(frame) = splitter.split(&mut input).map_err(SessionError::Protocol)?
-                else {
-                    break;
-                };
-                let answered_before = link.client_out.len();
-                if link.client_frame(&frame)? == ClientFlow::Terminate {
-                    return Err(SessionError::ClientClosed);
-                }
-                if let Some(r) = retry.as_mut()
-                    && link.client_out.len() == answered_before
-                {
-                    r.frames.extend_from_slice(frame.as_bytes());
-                }
-                if is_tracking_writes {
-                    forwarded.push(frame);
-                }
-            }
-            Ok(())
-        })();
-        self.client_in = input;
-        self.retry = retry;
-        if let Some(router) = self.router.as_mut() {
-            for frame in &forwarded {
-                router.note_forwarded(frame.as_bytes(), &self.statements);
-            }
-        }
-        result
-    }
-
-    fn is_on_replica(&self) -> bool {
-        self.settings.pool_mode != PoolMode::Session
-            && self
-                .router
-                .as_ref()
-                .and_then(|r| r.current.as_ref())
-                .is_some_and(|c| c.is_replica)
-    }
-
-    fn relay_server_frames(&mut self) -> Result<(), SessionError> {
-        let max = self.settings.max_packet_size;
-        let relayed_before = self.client_out.len();
-        let Some(server) = self.server.as_deref_mut() else {
-            return Ok(());
-        };
-        let mut input = std::mem::take(&mut server.read_buf);
-        let mut consumed = 0;
-        let mut last_status = None;
-        let result = (|| {
-            let Some(mut link) = self.link() else {
-                return Ok(());
-            };
-            while let Some(header) =
-                peek_header(&input[consumed..], max).map_err(SessionError::ServerProtocol)?
-            {
-                let end = consumed + header.len;
-                let Some(frame) = input.get(consumed..end) else {
-                    break;
-                };
-                if let Some(status) = link.server_frame(frame, BackendTag::from_byte(header.tag))? {
-                    last_status = Some(status);
-                }
-                consumed = end;
-            }
-            Ok(())
-        })();
-        input.advance(consumed);
-        if let Some(server) = self.server.as_deref_mut() {
-            server.read_buf = input;
-        }
-        if let Some(status) = last_status {
-            self.on_ready_for_query(status)?;
-        }
-        if self.client_out.len() != relayed_before {
-            // A server reply reached the client: the transaction can no longer move.
-            self.retry = None;
-        }
-        result
-    }
-
-    fn on_ready_for_query(&mut self, status: TransactionStatus) -> Result<(), SessionError> {
-        let was_in_transaction = self.status != TransactionStatus::Idle;
-        self.status = status;
-        let stats = self.pool.stats();
-        let query_time = self.last_request_at.elapsed();
-        crate::stats::PoolStats::add(&stats.query_time_us, query_time.as_micros() as u64);
-        stats.query_histogram.observe(query_time);
-        if status == TransactionStatus::Idle {
-            crate::stats::PoolStats::add(&stats.xact_count, 1);
-            if !was_in_transaction {
-                crate::stats::PoolStats::add(&stats.query_count, 1);
-            }
-        }
-        Ok(())
-    }
-
+    /// The one rule for giving the server back (transaction and statement pooling): the
+    /// last ReadyForQuery said idle, the server owes nothing, no batch or COPY is open
+    /// on it, and everything for it was written.
     fn is_releasable(&self) -> bool {
-        self.settings.pool_mode != PoolMode::Session
+        self.server.is_some()
+            && self.settings.pool_mode != PoolMode::Session
             && self.status == TransactionStatus::Idle
-            && self.exchange.is_idle()
-            && !self.exchange.is_in_batch()
+            && self.exchange.is_settled()
             && self.server_out.is_empty()
     }
 
@@ -565,10 +316,14 @@ impl ClientSession {
             .query_timeout
             .filter(|_| !self.exchange.is_idle())
             .map(|t| self.last_request_at + t);
+        // Idle in transaction: nothing owed, and counted from the later of the server's
+        // last reply and the client's last message (as PgBouncer counts from the
+        // ReadyForQuery), never from the start of a long query.
+        let idle_since = self.last_client_activity.max(self.last_server_activity);
         let idle_tx = s
             .idle_transaction_timeout
             .filter(|_| self.exchange.is_idle() && self.status != TransactionStatus::Idle)
-            .map(|t| self.last_client_activity + t);
+            .map(|t| idle_since + t);
         let tx = s.transaction_timeout.map(|t| self.linked_at + t);
         [query, idle_tx, tx].into_iter().flatten().min()
     }

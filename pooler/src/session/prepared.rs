@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -23,9 +23,41 @@ pub struct Statement {
     /// Read/write class of the query, computed on first use by a routed session, with
     /// the fingerprint of the volatile-function list it was computed with.
     pub class: std::sync::OnceLock<(u64, crate::router::Classification)>,
+    /// A server completed this Parse once: later Parses of it while no server is linked
+    /// are answered by the pooler (the statement is prepared lazily where it is used).
+    is_valid: AtomicBool,
 }
 
+/// Statements are the same statement when they have the same pooler id.
+impl PartialEq for Statement {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for Statement {}
+
 impl Statement {
+    /// A statement with pooler id `id` created by the (renamed) Parse `parse`.
+    pub fn new(id: u64, parse: Bytes) -> Self {
+        Self {
+            id,
+            parse,
+            class: std::sync::OnceLock::new(),
+            is_valid: AtomicBool::new(false),
+        }
+    }
+
+    /// A server answered this statement's Parse with ParseComplete.
+    pub fn mark_valid(&self) {
+        self.is_valid.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a server has ever completed this statement's Parse.
+    pub fn is_valid(&self) -> bool {
+        self.is_valid.load(Ordering::Relaxed)
+    }
+
     /// The server-side statement name.
     pub fn server_name(id: u64) -> String {
         format!("POOLER_{id}")
@@ -41,6 +73,30 @@ pub struct StatementRegistry {
 }
 
 impl StatementRegistry {
+    /// The statement for a Parse body (`query_and_types`, after the name), if any client
+    /// prepared it before.
+    pub fn find(&self, query_and_types: &[u8]) -> Option<Arc<Statement>> {
+        let map = self.by_key.lock();
+        map.get(&body_key(query_and_types))?
+            .iter()
+            .find(|s| statement_body(&s.parse) == Some(query_and_types))
+            .cloned()
+    }
+
+    /// Takes `statement` out of the registry: the next Parse of the same text gets a new
+    /// statement, prepared afresh on every server (the old one's plan is stale). Clients
+    /// holding the old one keep it until they prepare again, as on PostgreSQL.
+    pub fn retire(&self, statement: &Statement) {
+        let key = body_key(statement_body(&statement.parse).unwrap_or_default());
+        let mut map = self.by_key.lock();
+        if let Some(bucket) = map.get_mut(&key) {
+            bucket.retain(|s| s.id != statement.id);
+            if bucket.is_empty() {
+                map.remove(&key);
+            }
+        }
+    }
+
     /// The shared statement for `parse` (a client's Parse frame whose name is
     /// non-empty); `query_and_types` is the body after the name, which identifies it.
     pub fn intern(
@@ -48,9 +104,7 @@ impl StatementRegistry {
         parse: &Frame,
         query_and_types: &[u8],
     ) -> Result<Arc<Statement>, ProtocolError> {
-        let mut hasher = DefaultHasher::new();
-        query_and_types.hash(&mut hasher);
-        let key = hasher.finish();
+        let key = body_key(query_and_types);
         let mut map = self.by_key.lock();
         let bucket = map.entry(key).or_default();
         for existing in bucket.iter() {
@@ -60,14 +114,16 @@ impl StatementRegistry {
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let parse = rename_statement(parse, Statement::server_name(id).as_bytes())?;
-        let statement = Arc::new(Statement {
-            id,
-            parse,
-            class: std::sync::OnceLock::new(),
-        });
+        let statement = Arc::new(Statement::new(id, parse));
         bucket.push(Arc::clone(&statement));
         Ok(statement)
     }
+}
+
+fn body_key(query_and_types: &[u8]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    query_and_types.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// The part of a Parse frame after the statement name: query text and parameter types.
@@ -120,14 +176,21 @@ impl ClientStatements {
         self.by_name.get(name)
     }
 
+    /// Whether the client uses `name`.
+    pub fn contains(&self, name: &[u8]) -> bool {
+        self.by_name.contains_key(name)
+    }
+
     /// Forgets a name (client Close).
     pub fn remove(&mut self, name: &[u8]) {
         self.by_name.remove(name);
     }
 
-    /// Forgets every name bound to statement `id` (its Parse never completed).
-    pub fn remove_id(&mut self, id: u64) {
-        self.by_name.retain(|_, statement| statement.id != id);
+    /// Forgets `name` if it still names statement `id` (its Parse never completed).
+    pub fn remove_if(&mut self, name: &[u8], id: u64) {
+        if self.by_name.get(name).is_some_and(|s| s.id == id) {
+            self.by_name.remove(name);
+        }
     }
 
     /// Forgets every name (DEALLOCATE ALL / DISCARD ALL).
@@ -199,6 +262,14 @@ impl ServerStatements {
         evicted
     }
 
+    /// Takes back an eviction the server never carried out (its Close was discarded
+    /// after an error): the server still holds `id`. The cache may exceed its capacity
+    /// by these until the next [`ServerStatements::insert`] evicts again.
+    pub fn restore(&mut self, id: u64) {
+        self.tick += 1;
+        self.last_used.insert(id, self.tick);
+    }
+
     /// Forgets a statement (its Parse failed).
     pub fn remove(&mut self, id: u64) {
         self.last_used.remove(&id);
@@ -238,11 +309,7 @@ mod tests {
     #[test]
     fn a_client_name_cannot_be_reused() {
         let mut names = ClientStatements::default();
-        let s = Arc::new(Statement {
-            id: 1,
-            parse: Bytes::new(),
-            class: std::sync::OnceLock::new(),
-        });
+        let s = Arc::new(Statement::new(1, Bytes::new()));
         assert!(names.insert(b"s1", Arc::clone(&s)));
         assert!(!names.insert(b"s1", s));
         names.remove(b"s1");

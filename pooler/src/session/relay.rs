@@ -10,7 +10,9 @@ use protocol::pg::{
 };
 
 use super::SessionError;
-use super::exchange::{Exchange, Expect, Pending, Synthetic};
+use std::sync::Arc;
+
+use super::exchange::{Exchange, Expect, FailedParses, NamedParse, Pending, Synthetic};
 use super::params::ClientParams;
 use super::prepared::{ClientStatements, Statement, StatementRegistry, statement_body};
 use crate::server::ServerConnection;
@@ -40,6 +42,8 @@ pub struct Link<'a> {
     /// Statement pooling: a ReadyForQuery inside a transaction block is refused before
     /// it reaches the client.
     pub is_statement_mode: bool,
+    /// The transaction status of the last ReadyForQuery.
+    pub transaction_status: TransactionStatus,
     /// `client_out`'s length while a replica transaction may still move to another host
     /// (nothing reached the client yet); `None` otherwise.
     pub retry_base: Option<usize>,
@@ -64,35 +68,40 @@ impl Link<'_> {
             .frontend_tag()
             .ok_or(SessionError::protocol("unknown message type"))?;
         match tag {
-            FrontendTag::Parse
-            | FrontendTag::Bind
-            | FrontendTag::Describe
-            | FrontendTag::Execute
-            | FrontendTag::Close
-            | FrontendTag::Flush => self.exchange.set_in_batch(true),
-            FrontendTag::Sync | FrontendTag::Query | FrontendTag::FunctionCall => {
-                self.exchange.set_in_batch(false);
-            }
-            _ => {}
-        }
-        let expect = match tag {
-            FrontendTag::Query => Some(Expect::Query),
-            FrontendTag::Execute => Some(Expect::Execute),
-            FrontendTag::Sync if self.exchange.is_copy_in_extended() => None,
-            FrontendTag::Sync => Some(Expect::Sync),
-            FrontendTag::FunctionCall => Some(Expect::FunctionCall),
-            FrontendTag::CopyDone | FrontendTag::CopyFail => {
-                self.exchange.end_copy_in();
-                None
-            }
-            FrontendTag::Flush | FrontendTag::CopyData => None,
             FrontendTag::Terminate => return Ok(ClientFlow::Terminate),
             FrontendTag::Password => {
                 return Err(SessionError::protocol("password message after login"));
             }
+            // The server discards everything but Sync after an extended-protocol error
+            // (and copy messages outside a COPY): so does the pooler, which keeps
+            // the client's statement names as PostgreSQL keeps them.
+            FrontendTag::Sync => {}
+            _ if self.exchange.is_discarding() => return Ok(ClientFlow::Continue),
+            _ => {}
+        }
+        let expect = match tag {
+            FrontendTag::Query => {
+                self.exchange.on_query_forwarded();
+                Some(Expect::Query)
+            }
+            FrontendTag::FunctionCall => {
+                self.exchange.on_query_forwarded();
+                Some(Expect::FunctionCall)
+            }
+            FrontendTag::Sync => self.exchange.on_sync_forwarded(),
+            FrontendTag::Execute => {
+                self.exchange.on_extended_forwarded();
+                Some(Expect::Execute)
+            }
+            FrontendTag::CopyDone | FrontendTag::CopyFail => {
+                self.exchange.on_copy_end_forwarded(self.client_out);
+                None
+            }
+            FrontendTag::Flush | FrontendTag::CopyData => None,
             FrontendTag::Parse | FrontendTag::Bind | FrontendTag::Describe | FrontendTag::Close => {
                 return self.statement_frame(frame).map(|()| ClientFlow::Continue);
             }
+            FrontendTag::Terminate | FrontendTag::Password => unreachable!("handled above"),
         };
         self.server_out.extend_from_slice(frame.as_bytes());
         if let Some(expect) = expect {
@@ -110,11 +119,11 @@ impl Link<'_> {
                 if self.is_renaming && !parse.name.is_empty() {
                     return self.client_parse(frame, parse.name);
                 }
-                (Expect::Parse { statement: None }, None)
+                (Expect::Parse { named: None }, None)
             }
             FrontendMessage::Bind(bind) => {
                 PoolStats::add(&self.stats.bind_count, 1);
-                (Expect::Bind, Some(bind.statement))
+                (Expect::Bind { statement: None }, Some(bind.statement))
             }
             FrontendMessage::Describe(d) => (
                 Expect::Describe,
@@ -133,22 +142,43 @@ impl Link<'_> {
             }
             _ => return Err(SessionError::protocol("unexpected statement message")),
         };
+        let mut expect = expect;
         match name {
             Some(name) if self.is_renaming && !name.is_empty() => {
-                let statement = self
-                    .statements
-                    .get(name)
-                    .cloned()
-                    .ok_or(SessionError::Fatal("prepared statement did not exist"))?;
+                let Some(statement) = self.statements.get(name).cloned() else {
+                    return self.unknown_statement(frame, name);
+                };
                 if !self.server.statements.touch(statement.id) {
-                    self.prepare_on_server(&statement, true);
+                    self.prepare_on_server(&statement, None);
                 }
                 let server_name = Statement::server_name(statement.id);
                 rename_statement_into(frame, server_name.as_bytes(), self.server_out)
                     .map_err(SessionError::Protocol)?;
+                if let Expect::Bind { statement: bound } = &mut expect {
+                    *bound = Some(statement);
+                }
             }
             _ => self.server_out.extend_from_slice(frame.as_bytes()),
         }
+        self.exchange.on_extended_forwarded();
+        self.exchange
+            .push(Pending::Forward(expect), self.client_out);
+        Ok(())
+    }
+
+    /// A Bind or Describe of a statement name the client never prepared (or closed):
+    /// sent on under a name no server has, so PostgreSQL answers it with its own error
+    /// (`26000 prepared statement "…" does not exist`, naming the client's statement)
+    /// in the right place of the pipeline, and the server skips to Sync as it must.
+    fn unknown_statement(&mut self, frame: &Frame, name: &[u8]) -> Result<(), SessionError> {
+        let expect = match frame.frontend_tag() {
+            Some(FrontendTag::Bind) => Expect::Bind { statement: None },
+            _ => Expect::Describe,
+        };
+        // The client's own name, unchanged: the pooler never creates server statements
+        // under client names, so the server does not have it either.
+        rename_statement_into(frame, name, self.server_out).map_err(SessionError::Protocol)?;
+        self.exchange.on_extended_forwarded();
         self.exchange
             .push(Pending::Forward(expect), self.client_out);
         Ok(())
@@ -165,41 +195,68 @@ impl Link<'_> {
                 "prepared statement name is already in use",
             ));
         }
-        if self.server.statements.touch(statement.id) {
+        if !self.server.statements.touch(statement.id) {
+            self.prepare_on_server(&statement, Some(name));
+        } else if self.is_aborted_for(&statement) {
+            // PostgreSQL refuses a Parse in an aborted transaction block before it
+            // looks at the name: sent as is, it gets exactly that error.
+            self.server_out.extend_from_slice(&statement.parse);
+            self.exchange.on_extended_forwarded();
+            let named = NamedParse {
+                statement,
+                client_name: name.into(),
+                is_on_server: true,
+            };
+            self.exchange.push(
+                Pending::Forward(Expect::Parse { named: Some(named) }),
+                self.client_out,
+            );
+        } else {
             self.exchange.push(
                 Pending::Synthetic(Synthetic::ParseComplete),
                 self.client_out,
             );
-        } else {
-            self.prepare_on_server(&statement, false);
         }
         Ok(())
     }
 
+    /// The transaction block is aborted (the last ReadyForQuery said so, and nothing
+    /// sent since could have ended it) and `statement` does not end it: PostgreSQL
+    /// would refuse its Parse.
+    fn is_aborted_for(&self, statement: &Statement) -> bool {
+        self.transaction_status == TransactionStatus::Failed
+            && self.exchange.is_settled()
+            && !super::lost::is_transaction_exit(super::prepared::parse_query(&statement.parse))
+    }
+
     /// Sends `statement`'s Parse, evicting the least recently used one if the server's
-    /// cache is full. `is_injected`: the client did not send this Parse (lazy re-Parse
-    /// before Bind/Describe on another server), so its ParseComplete is swallowed.
-    fn prepare_on_server(&mut self, statement: &Statement, is_injected: bool) {
+    /// cache is full. `client_name`: the client's Parse, whose ParseComplete it gets;
+    /// `None` when the pooler injects the Parse (lazy re-Parse before Bind/Describe on
+    /// another server), whose ParseComplete is swallowed.
+    fn prepare_on_server(&mut self, statement: &Arc<Statement>, client_name: Option<&[u8]>) {
         if let Some(evicted) = self.server.statements.insert(statement.id) {
             let name = Statement::server_name(evicted);
             if encode::close_statement(self.server_out, name.as_bytes()).is_ok() {
-                self.exchange.push(Pending::InjectedClose, self.client_out);
+                self.exchange.push(
+                    Pending::InjectedClose { statement: evicted },
+                    self.client_out,
+                );
             }
-        }
-        if self.exchange.is_skipping_to_sync() {
-            // The server ignores this Parse until Sync: do not believe it has it.
-            self.server.statements.remove(statement.id);
         }
         self.server_out.extend_from_slice(&statement.parse);
+        self.exchange.on_extended_forwarded();
         PoolStats::add(&self.stats.server_parse_count, 1);
-        let pending = if is_injected {
-            Pending::InjectedParse {
-                statement: statement.id,
-            }
-        } else {
-            Pending::Forward(Expect::Parse {
-                statement: Some(statement.id),
-            })
+        let pending = match client_name {
+            None => Pending::InjectedParse {
+                statement: Arc::clone(statement),
+            },
+            Some(name) => Pending::Forward(Expect::Parse {
+                named: Some(NamedParse {
+                    statement: Arc::clone(statement),
+                    client_name: name.into(),
+                    is_on_server: false,
+                }),
+            }),
         };
         self.exchange.push(pending, self.client_out);
     }
@@ -211,9 +268,14 @@ impl Link<'_> {
         frame: &[u8],
         tag: Option<BackendTag>,
     ) -> Result<Option<TransactionStatus>, SessionError> {
-        let head = self.exchange.head();
+        let head = self.exchange.head().cloned();
         let is_swallowed = matches!(head, Some(Pending::InjectedQuery));
         let body = frame.get(5..).unwrap_or_default();
+        if head == Some(Pending::InjectedSync) && tag == Some(BackendTag::ReadyForQuery) {
+            let status = ready_for_query_status(body).map_err(SessionError::ServerProtocol)?;
+            self.exchange.complete_head(self.client_out);
+            return Ok(Some(status));
+        }
         match tag {
             Some(BackendTag::ReadyForQuery) => {
                 let status = ready_for_query_status(body).map_err(SessionError::ServerProtocol)?;
@@ -247,25 +309,33 @@ impl Link<'_> {
                     return Ok(None);
                 }
                 self.client_out.extend_from_slice(frame);
-                if !matches!(
-                    head,
-                    None | Some(Pending::Forward(Expect::Query | Expect::FunctionCall))
-                ) {
-                    let mut failed = Vec::new();
-                    self.exchange.fail_to_sync(&mut failed);
-                    for id in failed {
-                        self.server.statements.remove(id);
-                    }
+                if let Some(Pending::Forward(Expect::Bind {
+                    statement: Some(statement),
+                })) = &head
+                    && is_stale_plan(body)
+                {
+                    // Its result type changed (ALTER TABLE): drivers prepare it again
+                    // under a new name, which must reach the server as a new statement.
+                    self.registry.retire(statement);
                 }
+                let failed = self.exchange.on_error();
+                self.forget_failed_parses(&failed);
             }
             Some(BackendTag::ParseComplete) => {
-                if !matches!(head, Some(Pending::InjectedParse { .. })) {
-                    self.client_out.extend_from_slice(frame);
+                match &head {
+                    Some(Pending::InjectedParse { statement }) => statement.mark_valid(),
+                    Some(Pending::Forward(Expect::Parse { named })) => {
+                        if let Some(named) = named {
+                            named.statement.mark_valid();
+                        }
+                        self.client_out.extend_from_slice(frame);
+                    }
+                    _ => self.client_out.extend_from_slice(frame),
                 }
                 self.exchange.complete_head(self.client_out);
             }
             Some(BackendTag::CloseComplete) => {
-                if head != Some(Pending::InjectedClose) {
+                if !matches!(head, Some(Pending::InjectedClose { .. })) {
                     self.client_out.extend_from_slice(frame);
                 }
                 self.exchange.complete_head(self.client_out);
@@ -314,7 +384,7 @@ impl Link<'_> {
                 }
             }
             Some(BackendTag::CopyInResponse) => {
-                self.exchange.start_copy_in();
+                self.exchange.on_copy_in_started();
                 self.client_out.extend_from_slice(frame);
             }
             _ => {
@@ -324,6 +394,20 @@ impl Link<'_> {
             }
         }
         Ok(None)
+    }
+
+    /// Parses that failed or were discarded after an error: the server does not hold
+    /// their statements and the client's names were never created.
+    pub fn forget_failed_parses(&mut self, failed: &FailedParses) {
+        for id in &failed.statements {
+            self.server.statements.remove(*id);
+        }
+        for id in &failed.still_held {
+            self.server.statements.restore(*id);
+        }
+        for (name, id) in &failed.client_names {
+            self.statements.remove_if(name, *id);
+        }
     }
 
     /// `DEALLOCATE ALL` / `DISCARD ALL` dropped every prepared statement on the server.
@@ -345,6 +429,14 @@ fn is_retryable(body: &[u8]) -> bool {
     };
     let code = fields.get(b'C').unwrap_or_default();
     fields.severity() == Some(b"FATAL") || code == b"40001" || code.starts_with(b"57P")
+}
+
+/// PostgreSQL's error for a prepared statement whose result columns changed.
+fn is_stale_plan(body: &[u8]) -> bool {
+    ErrorFields::new(body).is_ok_and(|f| {
+        f.get(b'C') == Some(b"0A000")
+            && f.message() == Some(b"cached plan must not change result type")
+    })
 }
 
 fn is_fatal(body: &[u8]) -> bool {

@@ -167,6 +167,15 @@ impl SessionRouter {
         }
     }
 
+    /// Whether a Query pipelined after a replica's read batch may run there too.
+    pub fn stays_on_replica(&self, query: &[u8], statements: &ClientStatements) -> bool {
+        match self.route_override {
+            RouteOverride::Primary => false,
+            RouteOverride::Replica => true,
+            RouteOverride::Auto => self.classify_frame(query, statements).is_some_and(is_read),
+        }
+    }
+
     /// On the primary, a transaction first classified as a read may write later in the
     /// same link (pipelined statements): read-your-writes must then track it.
     pub fn note_forwarded(&mut self, frame: &[u8], statements: &ClientStatements) {

@@ -34,7 +34,33 @@ pub enum FrontendTag {
     FunctionCall,
 }
 
+/// PostgreSQL's limit on the messages that carry no statement or data (its
+/// `PQ_SMALL_MESSAGE_LIMIT`): longer ones end the connection.
+pub const SMALL_MESSAGE_LIMIT: usize = 10_000;
+
 impl FrontendTag {
+    /// The longest whole frame PostgreSQL accepts for this message type (its body limit
+    /// plus the 5 header bytes), or `None` when only `max_packet_size` applies (Query,
+    /// Parse, Bind, FunctionCall, CopyData and authentication messages).
+    pub const fn max_frame_len(self) -> Option<usize> {
+        match self {
+            Self::Describe
+            | Self::Execute
+            | Self::Sync
+            | Self::Flush
+            | Self::Close
+            | Self::Terminate
+            | Self::CopyDone
+            | Self::CopyFail => Some(SMALL_MESSAGE_LIMIT + 5),
+            Self::Query
+            | Self::Parse
+            | Self::Bind
+            | Self::CopyData
+            | Self::Password
+            | Self::FunctionCall => None,
+        }
+    }
+
     /// Maps a type byte to its tag; `None` for bytes no frontend message uses.
     #[inline]
     pub const fn from_byte(byte: u8) -> Option<Self> {
