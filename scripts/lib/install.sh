@@ -25,6 +25,10 @@ install_test_dependencies() {
     command -v redis-server >/dev/null || missing+=(redis-server)
     command -v redis-cli >/dev/null || missing+=(redis-tools)
     command -v runuser >/dev/null || missing+=(util-linux)
+    # The client matrix (tests/clients): pgjdbc from Debian, a Java runtime for it.
+    [ -f /usr/share/java/postgresql.jar ] || missing+=(libpostgresql-jdbc-java)
+    command -v java >/dev/null || missing+=(default-jre-headless)
+    command -v python3 >/dev/null || missing+=(python3 python3-pip)
     if ! command -v cargo >/dev/null; then
         echo "cargo is required (install Rust with rustup: https://rustup.rs)" >&2
         return 1
@@ -34,8 +38,32 @@ install_test_dependencies() {
         as_root apt-get update -q
         DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q --no-install-recommends "${missing[@]}"
     fi
+    install_client_matrix_drivers
     if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
         # initdb refuses to run as root; the harness runs it as this user.
         useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
     fi
+}
+
+# The Python drivers of the client matrix, at the versions tests/clients pins.
+install_client_matrix_drivers() {
+    local requirements
+    requirements="$(dirname "${BASH_SOURCE[0]}")/../../tests/clients/requirements.txt"
+    if python3 -c 'import psycopg, asyncpg, sqlalchemy, greenlet' 2>/dev/null \
+        && python3 - "$requirements" <<'PY'
+import sys
+from importlib.metadata import version
+for line in open(sys.argv[1]):
+    line = line.split("#")[0].strip()
+    if "==" in line:
+        name, pinned = line.split("==")
+        if version(name.split("[")[0]) != pinned:
+            sys.exit(1)
+PY
+    then
+        return 0
+    fi
+    echo "== installing the client matrix drivers ($requirements)"
+    python3 -m pip install -q --disable-pip-version-check -r "$requirements" \
+        || python3 -m pip install -q --disable-pip-version-check --break-system-packages -r "$requirements"
 }

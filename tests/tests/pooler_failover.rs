@@ -182,11 +182,18 @@ async fn a_primary_failover_under_mixed_load_keeps_every_client_connected() {
     let deadline = Instant::now() + Duration::from_secs(8);
     let mut is_serving = false;
     while Instant::now() < deadline && !is_serving {
-        let row = reader
-            .query_one("SELECT inet_server_port(), pg_is_in_recovery()", &[])
+        // Simple protocol: one routing decision per read (see server_port in
+        // pooler_read_write_split.rs).
+        let rows = reader
+            .simple_query("SELECT inet_server_port(), pg_is_in_recovery()")
             .await
             .unwrap();
-        is_serving = row.get::<_, i32>(0) == old_port && row.get::<_, bool>(1);
+        is_serving = rows.iter().any(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => {
+                row.get(0) == Some(old_port.to_string().as_str()) && row.get(1) == Some("t")
+            }
+            _ => false,
+        });
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(is_serving, "the demoted old primary never served a read");

@@ -56,12 +56,14 @@ async fn simple_rows(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<Stri
         .collect()
 }
 
+/// The port of the server that answers one simple-protocol read: one transaction, one
+/// routing decision. (tokio-postgres's `query_one` is two links, Describe then Execute,
+/// since the pooler answers the repeated Parse and the Close itself; with two replicas
+/// round-robin would then always run the Execute on the same one.)
 async fn server_port(client: &tokio_postgres::Client) -> i32 {
-    client
-        .query_one("SELECT inet_server_port()", &[])
-        .await
+    simple_rows(client, "SELECT inet_server_port()").await[0][0]
+        .parse()
         .unwrap()
-        .get(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -429,4 +431,42 @@ async fn a_backend_terminated_by_its_own_client_bans_no_host() {
     let replica_ports: BTreeSet<i32> = pg.replicas().iter().map(|r| i32::from(r.port())).collect();
     assert_eq!(ports, replica_ports);
     pooler.stop().await;
+}
+
+/// asyncpg prepares with Parse/Describe/Flush (a read, on a replica) and may send a
+/// write as a simple Query right after, without a Sync: the write still reaches the
+/// primary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_query_after_a_read_batch_left_open_goes_to_the_primary() {
+    use bytes::BytesMut;
+    use common::raw::{RawClient, tags};
+    use protocol::pg::encode;
+
+    let pg = cluster();
+    let pooler = split_pooler(&pg, "read_write_split=on").await;
+    let mut client = RawClient::connect(pooler.port).await;
+    client
+        .startup(&[("user", "postgres"), ("database", "postgres")])
+        .await;
+    for round in 0..3 {
+        let mut out = BytesMut::new();
+        encode::parse(&mut out, format!("s{round}").as_bytes(), b"SELECT 1", &[]).unwrap();
+        encode::describe_statement(&mut out, format!("s{round}").as_bytes()).unwrap();
+        encode::flush(&mut out);
+        client.send(&out).await.unwrap();
+        let mut answer = Vec::new();
+        for _ in 0..3 {
+            answer.push(client.read_message().await.unwrap());
+        }
+        assert_eq!(tags(&answer), "1tT");
+        let answer = client
+            .simple_query(&format!("CREATE TABLE after_batch_{round} (id int)"))
+            .await;
+        assert_eq!(
+            tags(&answer),
+            "CZ",
+            "{:?}",
+            answer.first().and_then(|m| m.field(b'M'))
+        );
+    }
 }
