@@ -58,8 +58,9 @@ pub struct NamedParse {
 pub enum Expect {
     /// ParseComplete.
     Parse {
-        /// Set when the pooler renamed the client's named statement.
-        named: Option<NamedParse>,
+        /// Set when the pooler renamed the client's named statement (boxed: rare, and it
+        /// keeps every queue entry small).
+        named: Option<Box<NamedParse>>,
     },
     /// BindComplete.
     Bind {
@@ -120,6 +121,43 @@ impl Pending {
     fn is_ready_for_query(&self) -> bool {
         matches!(self, Self::Forward(e) if e.is_ready_for_query())
     }
+}
+
+/// What the head of the queue waits for, without its payload: cheap to copy and
+/// compare for every server message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadKind {
+    /// Nothing is owed.
+    Nothing,
+    /// A forwarded message's reply.
+    Forward(ExpectKind),
+    /// An injected Parse's ParseComplete.
+    InjectedParse,
+    /// An injected Close's CloseComplete.
+    InjectedClose,
+    /// An injected query's replies.
+    InjectedQuery,
+    /// An injected Sync's ReadyForQuery.
+    InjectedSync,
+    /// A synthetic reply or a copy-end marker (never at the head for long).
+    Local,
+}
+
+/// [`Expect`] without its payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectKind {
+    /// ParseComplete.
+    Parse,
+    /// BindComplete.
+    Bind,
+    /// RowDescription or NoData.
+    Describe,
+    /// CommandComplete, EmptyQueryResponse or PortalSuspended.
+    Execute,
+    /// CloseComplete.
+    Close,
+    /// ReadyForQuery.
+    ReadyForQuery,
 }
 
 /// Statements whose Parse failed or was discarded: the server does not have them and
@@ -273,6 +311,27 @@ impl Exchange {
         self.queue.front()
     }
 
+    /// What the next server reply belongs to, without its payload.
+    #[inline]
+    pub fn head_kind(&self) -> HeadKind {
+        match self.queue.front() {
+            None => HeadKind::Nothing,
+            Some(Pending::Forward(expect)) => HeadKind::Forward(match expect {
+                Expect::Parse { .. } => ExpectKind::Parse,
+                Expect::Bind { .. } => ExpectKind::Bind,
+                Expect::Describe => ExpectKind::Describe,
+                Expect::Execute => ExpectKind::Execute,
+                Expect::Close => ExpectKind::Close,
+                Expect::Sync | Expect::Query | Expect::FunctionCall => ExpectKind::ReadyForQuery,
+            }),
+            Some(Pending::InjectedParse { .. }) => HeadKind::InjectedParse,
+            Some(Pending::InjectedClose { .. }) => HeadKind::InjectedClose,
+            Some(Pending::InjectedQuery) => HeadKind::InjectedQuery,
+            Some(Pending::InjectedSync) => HeadKind::InjectedSync,
+            Some(Pending::Synthetic(_) | Pending::CopyEnd) => HeadKind::Local,
+        }
+    }
+
     /// Records a message sent to the server (or a synthetic reply owed). A synthetic
     /// reply with nothing ahead of it is written to `client_out` at once. The caller
     /// does not send what [`Exchange::is_discarding`] says the server would discard.
@@ -288,13 +347,21 @@ impl Exchange {
     }
 
     /// The head got its final reply: pop it and emit synthetic replies now at the head.
-    pub fn complete_head(&mut self, client_out: &mut BytesMut) -> Option<Pending> {
-        let done = self.queue.pop_front();
-        if matches!(&done, Some(p) if p.is_ready_for_query() || *p == Pending::InjectedSync) {
+    #[inline]
+    pub fn complete_head(&mut self, client_out: &mut BytesMut) {
+        if let Some(
+            Pending::Forward(Expect::Sync | Expect::Query | Expect::FunctionCall)
+            | Pending::InjectedSync,
+        ) = self.queue.pop_front()
+        {
             self.is_skipping_to_sync = false;
         }
-        self.flush_synthetic(client_out);
-        done
+        if matches!(
+            self.queue.front(),
+            Some(Pending::Synthetic(_) | Pending::CopyEnd)
+        ) {
+            self.flush_synthetic(client_out);
+        }
     }
 
     /// An ErrorResponse. In the extended protocol the failed message and everything up

@@ -26,6 +26,18 @@ impl ClientSession {
     /// clients: waiting for a server there deadlocks against its other clients' open
     /// transactions). Returns whether a whole message that needs a server is next.
     pub(super) fn answer_unlinked(&mut self) -> Result<bool, SessionError> {
+        // Most transactions start with a Query or Bind: nothing to answer here.
+        let first = self
+            .client_in
+            .first()
+            .copied()
+            .and_then(FrontendTag::from_byte);
+        if !matches!(
+            first,
+            Some(FrontendTag::Flush | FrontendTag::Sync | FrontendTag::Close | FrontendTag::Parse)
+        ) {
+            return self.has_complete_frame();
+        }
         let splitter = FrameSplitter::new(self.settings.max_packet_size);
         while self.has_complete_frame()? {
             let tag = self

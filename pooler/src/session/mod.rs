@@ -226,9 +226,10 @@ impl ClientSession {
 
     /// Steps until the client leaves or fails. No step can spin: each either moves
     /// bytes or a link, or waits; a step that did neither is counted, and the session
-    /// ends after [`MAX_STEPS_WITHOUT_PROGRESS`] of them in a row. The task also yields
-    /// whenever its cooperative budget is spent, so a busy client never holds a worker
-    /// thread from the accept loop, the console or the signal handlers.
+    /// ends after [`MAX_STEPS_WITHOUT_PROGRESS`] of them in a row. Every wait is on a
+    /// socket's readiness, which takes from tokio's cooperative budget, so even a client
+    /// that is always ready yields its worker thread to the accept loop, the console and
+    /// the signal handlers.
     async fn serve(&mut self) -> Result<(), SessionError> {
         let mut steps_without_progress = 0;
         loop {
@@ -244,7 +245,6 @@ impl ClientSession {
             } else {
                 steps_without_progress = 0;
             }
-            tokio::task::consume_budget().await;
         }
     }
 

@@ -12,7 +12,9 @@ use protocol::pg::{
 use super::SessionError;
 use std::sync::Arc;
 
-use super::exchange::{Exchange, Expect, FailedParses, NamedParse, Pending, Synthetic};
+use super::exchange::{
+    Exchange, Expect, ExpectKind, FailedParses, HeadKind, NamedParse, Pending, Synthetic,
+};
 use super::params::ClientParams;
 use super::prepared::{ClientStatements, Statement, StatementRegistry, statement_body};
 use crate::server::ServerConnection;
@@ -202,11 +204,11 @@ impl Link<'_> {
             // looks at the name: sent as is, it gets exactly that error.
             self.server_out.extend_from_slice(&statement.parse);
             self.exchange.on_extended_forwarded();
-            let named = NamedParse {
+            let named = Box::new(NamedParse {
                 statement,
                 client_name: name.into(),
                 is_on_server: true,
-            };
+            });
             self.exchange.push(
                 Pending::Forward(Expect::Parse { named: Some(named) }),
                 self.client_out,
@@ -251,11 +253,11 @@ impl Link<'_> {
                 statement: Arc::clone(statement),
             },
             Some(name) => Pending::Forward(Expect::Parse {
-                named: Some(NamedParse {
+                named: Some(Box::new(NamedParse {
                     statement: Arc::clone(statement),
                     client_name: name.into(),
                     is_on_server: false,
-                }),
+                })),
             }),
         };
         self.exchange.push(pending, self.client_out);
@@ -268,10 +270,10 @@ impl Link<'_> {
         frame: &[u8],
         tag: Option<BackendTag>,
     ) -> Result<Option<TransactionStatus>, SessionError> {
-        let head = self.exchange.head().cloned();
-        let is_swallowed = matches!(head, Some(Pending::InjectedQuery));
+        let head = self.exchange.head_kind();
+        let is_swallowed = head == HeadKind::InjectedQuery;
         let body = frame.get(5..).unwrap_or_default();
-        if head == Some(Pending::InjectedSync) && tag == Some(BackendTag::ReadyForQuery) {
+        if head == HeadKind::InjectedSync && tag == Some(BackendTag::ReadyForQuery) {
             let status = ready_for_query_status(body).map_err(SessionError::ServerProtocol)?;
             self.exchange.complete_head(self.client_out);
             return Ok(Some(status));
@@ -311,7 +313,7 @@ impl Link<'_> {
                 self.client_out.extend_from_slice(frame);
                 if let Some(Pending::Forward(Expect::Bind {
                     statement: Some(statement),
-                })) = &head
+                })) = self.exchange.head()
                     && is_stale_plan(body)
                 {
                     // Its result type changed (ALTER TABLE): drivers prepare it again
@@ -322,7 +324,7 @@ impl Link<'_> {
                 self.forget_failed_parses(&failed);
             }
             Some(BackendTag::ParseComplete) => {
-                match &head {
+                match self.exchange.head() {
                     Some(Pending::InjectedParse { statement }) => statement.mark_valid(),
                     Some(Pending::Forward(Expect::Parse { named })) => {
                         if let Some(named) = named {
@@ -335,7 +337,7 @@ impl Link<'_> {
                 self.exchange.complete_head(self.client_out);
             }
             Some(BackendTag::CloseComplete) => {
-                if !matches!(head, Some(Pending::InjectedClose { .. })) {
+                if head != HeadKind::InjectedClose {
                     self.client_out.extend_from_slice(frame);
                 }
                 self.exchange.complete_head(self.client_out);
@@ -346,7 +348,7 @@ impl Link<'_> {
             }
             Some(BackendTag::RowDescription) => {
                 self.client_out.extend_from_slice(frame);
-                if head == Some(Pending::Forward(Expect::Describe)) {
+                if head == HeadKind::Forward(ExpectKind::Describe) {
                     self.exchange.complete_head(self.client_out);
                 }
             }
@@ -361,7 +363,7 @@ impl Link<'_> {
                 if !is_swallowed {
                     self.client_out.extend_from_slice(frame);
                 }
-                if head == Some(Pending::Forward(Expect::Execute)) {
+                if head == HeadKind::Forward(ExpectKind::Execute) {
                     PoolStats::add(&self.stats.query_count, 1);
                     self.exchange.complete_head(self.client_out);
                 }

@@ -8,11 +8,11 @@ fn statement(id: u64) -> Arc<Statement> {
 
 fn parse(id: u64) -> Pending {
     Pending::Forward(Expect::Parse {
-        named: Some(NamedParse {
+        named: Some(Box::new(NamedParse {
             statement: statement(id),
             client_name: Arc::from(&b"s"[..]),
             is_on_server: false,
-        }),
+        })),
     })
 }
 
