@@ -9,6 +9,7 @@
 
 pub mod cli;
 mod client;
+mod clients;
 pub mod commands;
 pub mod config;
 pub mod error;
@@ -27,7 +28,7 @@ mod upstream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -98,6 +99,9 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         resolver: resolver.clone(),
         server_version: ArcSwap::from_pointee("7.0.0".to_owned()),
         next_client_id: AtomicU64::new(1),
+        clients: Arc::default(),
+        closing_subscribers: AtomicUsize::new(0),
+        subscribed_clients: AtomicUsize::new(0),
     });
     let root = CancellationToken::new();
     let stop_accepting = CancellationToken::new();

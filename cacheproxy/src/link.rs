@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use protocol::resp::{RespFramer, Value, encode_command};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, ToSocketAddrs};
@@ -101,15 +101,47 @@ impl ControlLink {
         }
     }
 
+    /// Sends one encoded request as is and returns its raw reply frame (a client's
+    /// command sent on a control connection; the reply is forwarded untouched).
+    pub async fn round_trip(&mut self, request: &[u8]) -> Result<Bytes, LinkError> {
+        match tokio::time::timeout(self.io_timeout, self.stream.write_all(request)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(source)) => {
+                return Err(LinkError::Io {
+                    what: "write",
+                    source,
+                });
+            }
+            Err(_) => {
+                return Err(LinkError::Timeout {
+                    what: "write",
+                    after: self.io_timeout,
+                });
+            }
+        }
+        let io_timeout = self.io_timeout;
+        match tokio::time::timeout(io_timeout, self.read_frame()).await {
+            Ok(frame) => Ok(frame?.freeze()),
+            Err(_) => Err(LinkError::Timeout {
+                what: "reply",
+                after: io_timeout,
+            }),
+        }
+    }
+
     /// Reads the next value however long it takes (Pub/Sub messages).
     pub async fn read_value_unbounded(&mut self) -> Result<Value, LinkError> {
+        let frame = self.read_frame().await?;
+        match Value::decode(&frame)? {
+            Some((value, _)) => Ok(value),
+            None => Err(LinkError::unexpected("read", "a frame ended early")),
+        }
+    }
+
+    async fn read_frame(&mut self) -> Result<BytesMut, LinkError> {
         loop {
             if let Some(len) = self.framer.next_frame_len(&self.buf)? {
-                let frame = self.buf.split_to(len);
-                return match Value::decode(&frame)? {
-                    Some((value, _)) => Ok(value),
-                    None => Err(LinkError::unexpected("read", "a frame ended early")),
-                };
+                return Ok(self.buf.split_to(len));
             }
             self.buf.reserve(READ_CHUNK);
             let read = self

@@ -23,6 +23,17 @@ pub enum BrokenTransaction {
     WatchLostInMulti,
 }
 
+/// `CLIENT REPLY` mode, honoured by the proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyMode {
+    /// Every command is answered.
+    On,
+    /// No command is answered.
+    Off,
+    /// The next command is not answered.
+    SkipNext,
+}
+
 /// Connection-level state of one client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
@@ -38,6 +49,16 @@ pub struct Session {
     pub db: i64,
     /// A transaction lost in a failover.
     pub broken: Option<BrokenTransaction>,
+    /// The authenticated user (`default` until AUTH names another).
+    pub user: Bytes,
+    /// `CLIENT REPLY`.
+    pub reply_mode: ReplyMode,
+    /// `CLIENT NO-EVICT on` (a flag only: the proxy's clients are not evicted by the server).
+    pub is_no_evict: bool,
+    /// `CLIENT SETINFO LIB-NAME`.
+    pub lib_name: Option<Bytes>,
+    /// `CLIENT SETINFO LIB-VER`.
+    pub lib_ver: Option<Bytes>,
 }
 
 impl Session {
@@ -50,6 +71,11 @@ impl Session {
             is_authenticated: !config.requires_client_auth(),
             db: 0,
             broken: None,
+            user: Bytes::from_static(b"default"),
+            reply_mode: ReplyMode::On,
+            is_no_evict: false,
+            lib_name: None,
+            lib_ver: None,
         }
     }
 }
@@ -103,7 +129,10 @@ pub fn answer(
         LocalCommand::Hello => hello(request, session, context, out),
         LocalCommand::Auth => auth(request, session, context.config, out),
         LocalCommand::Reset => {
+            let (lib_name, lib_ver) = (session.lib_name.take(), session.lib_ver.take());
             *session = Session::new(session.id, context.config);
+            session.lib_name = lib_name;
+            session.lib_ver = lib_ver;
             reply::simple(out, "RESET");
             return LocalOutcome::Reset;
         }
@@ -119,7 +148,8 @@ pub fn answer(
             Some(name) => reply::bulk(out, name),
             None => reply::null(out, session.protocol),
         },
-        LocalCommand::ClientSetInfo | LocalCommand::ClientTrackingOff | LocalCommand::Unwatch => {
+        LocalCommand::ClientSetInfo => set_info(request, session, out),
+        LocalCommand::ClientTrackingOff | LocalCommand::Unwatch => {
             reply::simple(out, "OK");
         }
         LocalCommand::ExecWithoutMulti => reply::error(out, "ERR EXEC without MULTI"),
@@ -147,6 +177,25 @@ fn set_name(session: &mut Session, name: &[u8], out: &mut BytesMut) {
         return;
     }
     session.name = (!name.is_empty()).then(|| Bytes::copy_from_slice(name));
+    reply::simple(out, "OK");
+}
+
+fn set_info(request: &Request, session: &mut Session, out: &mut BytesMut) {
+    let (Some(attribute), Some(value), 4) = (request.arg(2), request.arg(3), request.argc()) else {
+        return wrong_arity(out, "client|setinfo");
+    };
+    let value = (!value.is_empty()).then(|| Bytes::copy_from_slice(value));
+    if attribute.eq_ignore_ascii_case(b"lib-name") {
+        session.lib_name = value;
+    } else if attribute.eq_ignore_ascii_case(b"lib-ver") {
+        session.lib_ver = value;
+    } else {
+        let text = format!(
+            "ERR Unrecognized option '{}'",
+            String::from_utf8_lossy(attribute)
+        );
+        return reply::error(out, &text);
+    }
     reply::simple(out, "OK");
 }
 
@@ -180,6 +229,7 @@ fn auth(request: &Request, session: &mut Session, config: &Config, out: &mut Byt
     }
     if check_credentials(config, user, password) {
         session.is_authenticated = true;
+        session.user = Bytes::copy_from_slice(user.unwrap_or(b"default"));
         reply::simple(out, "OK");
     } else {
         reply::error(out, WRONGPASS);
@@ -228,6 +278,7 @@ fn hello(request: &Request, session: &mut Session, context: &LocalContext<'_>, o
             return reply::error(out, WRONGPASS);
         }
         session.is_authenticated = true;
+        session.user = Bytes::copy_from_slice(user);
     }
     if !session.is_authenticated {
         return reply::error(

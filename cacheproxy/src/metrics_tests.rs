@@ -75,7 +75,7 @@ fn latency_lands_in_the_right_bucket() {
 /// every kind of series (so each family the renderer can emit appears).
 fn shared_with_traffic() -> Shared {
     use std::sync::Arc;
-    use std::sync::atomic::AtomicU64;
+    use std::sync::atomic::{AtomicU64, AtomicUsize};
 
     use arc_swap::ArcSwap;
     use tokio::sync::watch;
@@ -115,6 +115,9 @@ fn shared_with_traffic() -> Shared {
         resolver,
         server_version: ArcSwap::from_pointee("7.0.0".to_owned()),
         next_client_id: AtomicU64::new(1),
+        clients: Arc::default(),
+        closing_subscribers: AtomicUsize::new(0),
+        subscribed_clients: AtomicUsize::new(0),
     }
 }
 

@@ -45,6 +45,25 @@ pub enum Checkin {
     Busy,
 }
 
+/// Counts a closed subscriber until its connection is unsubscribed (see
+/// `Shared::closing_subscribers`); dropping it uncounts.
+#[derive(Debug)]
+pub struct ClosingSubscriber(Arc<Shared>);
+
+impl ClosingSubscriber {
+    /// Counts one closing subscriber.
+    pub fn new(shared: &Arc<Shared>) -> ClosingSubscriber {
+        shared.closing_subscribers.fetch_add(1, Ordering::AcqRel);
+        ClosingSubscriber(Arc::clone(shared))
+    }
+}
+
+impl Drop for ClosingSubscriber {
+    fn drop(&mut self) {
+        self.0.closing_subscribers.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// A private upstream connection. Dropping it closes it and frees its pool slot.
 #[derive(Debug)]
 pub struct PinnedConnection {
@@ -54,6 +73,8 @@ pub struct PinnedConnection {
     pub buf: BytesMut,
     /// Protocol the connection speaks.
     pub protocol: RespVersion,
+    /// The server's `CLIENT ID` of this connection (for `CLIENT UNBLOCK`).
+    pub upstream_id: Option<i64>,
     slot: PoolSlot,
 }
 
@@ -145,6 +166,11 @@ impl PinnedPool {
         pool
     }
 
+    /// The master this pool connects to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// The topology epoch of this pool's master.
     pub fn epoch(&self) -> u64 {
         self.epoch
@@ -185,20 +211,29 @@ impl PinnedPool {
         Ok(connection)
     }
 
-    /// Takes a connection back (see [`Checkin`]).
-    pub fn checkin(self: &Arc<Self>, mut connection: PinnedConnection, state: Checkin) {
+    /// Takes a connection back (see [`Checkin`]). `closing` stays counted until the
+    /// connection's `RESET` (which unsubscribes it) is answered.
+    pub fn checkin(
+        self: &Arc<Self>,
+        mut connection: PinnedConnection,
+        state: Checkin,
+        closing: Option<ClosingSubscriber>,
+    ) {
         connection.slot.lend(false);
-        if self.cancel.is_cancelled() {
-            return;
-        }
         match state {
             Checkin::Busy => {}
-            Checkin::Clean if connection.buf.is_empty() => self.park(connection),
-            Checkin::Clean | Checkin::Dirty => {
+            Checkin::Clean if connection.buf.is_empty() && !self.cancel.is_cancelled() => {
+                self.park(connection);
+            }
+            Checkin::Clean => {}
+            Checkin::Dirty => {
                 let pool = Arc::clone(self);
                 tokio::spawn(async move {
-                    match pool.reset(connection).await {
-                        Ok(connection) => pool.park(connection),
+                    let reset = pool.reset(connection).await;
+                    drop(closing);
+                    match reset {
+                        Ok(connection) if !pool.cancel.is_cancelled() => pool.park(connection),
+                        Ok(_) => {}
                         Err(error) => {
                             debug!(%error, "pinned connection dropped after a failed RESET")
                         }
@@ -221,7 +256,11 @@ impl PinnedPool {
     /// `RESET` logs the connection out. The connection speaks RESP2 afterwards.
     async fn reset(&self, connection: PinnedConnection) -> Result<PinnedConnection, LinkError> {
         let PinnedConnection {
-            stream, buf, slot, ..
+            stream,
+            buf,
+            slot,
+            upstream_id,
+            ..
         } = connection;
         let config = self.shared.config.load_full();
         let mut link = ControlLink::from_parts(stream, buf, config.connect_timeout);
@@ -241,11 +280,15 @@ impl PinnedPool {
         if let Some(credentials) = config.upstream_credentials() {
             link.authenticate(&credentials).await?;
         }
+        // RESET cleared the name that marks the proxy's connections in CLIENT LIST.
+        link.command(&[b"CLIENT", b"SETNAME", b"cacheproxy"])
+            .await?;
         let (stream, buf) = link.into_parts();
         Ok(PinnedConnection {
             stream,
             buf,
             protocol: RespVersion::Resp2,
+            upstream_id,
             slot,
         })
     }
@@ -263,11 +306,16 @@ impl PinnedPool {
             shared: Arc::clone(&self.shared),
             is_lent: false,
         };
-        let (stream, buf) = handshake(self.addr, protocol, &self.shared.config.load()).await?;
+        let config = self.shared.config.load_full();
+        let (stream, buf) = handshake(self.addr, protocol, &config).await?;
+        let mut link = ControlLink::from_parts(stream, buf, config.connect_timeout);
+        let upstream_id = link.command(&[b"CLIENT", b"ID"]).await?.as_integer();
+        let (stream, buf) = link.into_parts();
         Ok(PinnedConnection {
             stream,
             buf,
             protocol,
+            upstream_id,
             slot,
         })
     }

@@ -21,6 +21,8 @@ pub enum PinCause {
     Tracking,
     /// `MONITOR` (only when enabled).
     Monitor,
+    /// `CLIENT NO-TOUCH on`.
+    NoTouch,
     /// The client is already pinned: everything goes to its connection.
     Session,
 }
@@ -60,6 +62,29 @@ pub enum LocalCommand {
     UnsubscribeNone(PubSubKind),
 }
 
+/// `CLIENT` subcommands answered from the proxy's own view of its clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientCommand {
+    /// `CLIENT ID`: the proxy-side id.
+    Id,
+    /// `CLIENT INFO`: the client's own line.
+    Info,
+    /// `CLIENT LIST [TYPE t] [ID id …]`: the proxy's clients.
+    List,
+    /// `CLIENT KILL …`: disconnects proxy clients.
+    Kill,
+    /// `CLIENT UNBLOCK id [TIMEOUT|ERROR]`: a proxy client's blocked call.
+    Unblock,
+    /// `CLIENT NO-EVICT on|off`: a flag only (the proxy's shared connections are never evicted).
+    NoEvict,
+    /// `CLIENT REPLY ON|OFF|SKIP`: honoured by the proxy.
+    Reply,
+    /// `CLIENT GETREDIR` while unpinned: `-1`.
+    GetRedir,
+    /// `CLIENT TRACKINGINFO` while unpinned: tracking is off.
+    TrackingInfo,
+}
+
 /// Where one command goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -73,6 +98,11 @@ pub enum Target {
     Pinned(PinCause),
     /// Answered by the proxy.
     Local(LocalCommand),
+    /// Answered by the proxy from its client registry (some on a control connection).
+    Client(ClientCommand),
+    /// Sent on a one-off control connection to the master, never queued behind other
+    /// clients' commands (`SCRIPT KILL`, `FUNCTION KILL`).
+    Control,
     /// Refused: the error line to send (without the leading `-`).
     Reject(String),
 }
@@ -193,6 +223,14 @@ fn route_special(special: Special, request: &Request, context: &RouteContext) ->
         }
         Special::StreamRead => return None,
         Special::Script => pinned_or(Target::Master),
+        Special::ScriptAdmin
+            if request
+                .arg(1)
+                .is_some_and(|sub| sub.eq_ignore_ascii_case(b"kill")) =>
+        {
+            Target::Control
+        }
+        Special::ScriptAdmin | Special::Wait => return None,
     })
 }
 
@@ -203,19 +241,24 @@ fn route_client(request: &Request, context: &RouteContext) -> Option<Target> {
         b"setname" => Target::Local(LocalCommand::ClientSetName),
         b"getname" => Target::Local(LocalCommand::ClientGetName),
         b"setinfo" => Target::Local(LocalCommand::ClientSetInfo),
-        b"kill" => Target::Reject(refusal(
-            b"client|kill",
-            "it would disconnect the proxy's shared upstream connections",
-        )),
-        b"reply" => Target::Reject(refusal(
-            b"client|reply",
-            "replies must match requests on shared connections",
-        )),
-        b"no-evict" | b"no-touch" => Target::Reject(refusal(
-            request.name(),
-            "it would change a connection shared with other clients",
-        )),
+        b"id" => Target::Client(ClientCommand::Id),
+        b"info" => Target::Client(ClientCommand::Info),
+        b"list" => Target::Client(ClientCommand::List),
+        b"kill" => Target::Client(ClientCommand::Kill),
+        b"unblock" => Target::Client(ClientCommand::Unblock),
+        b"no-evict" => Target::Client(ClientCommand::NoEvict),
+        b"reply" => Target::Client(ClientCommand::Reply),
         _ if context.is_pinned => Target::Pinned(PinCause::Session),
+        b"getredir" => Target::Client(ClientCommand::GetRedir),
+        b"trackinginfo" => Target::Client(ClientCommand::TrackingInfo),
+        // `off` is every connection's default: the server validates it on a shared one.
+        b"no-touch"
+            if request
+                .arg(2)
+                .is_some_and(|arg| arg.eq_ignore_ascii_case(b"on")) =>
+        {
+            Target::Pinned(PinCause::NoTouch)
+        }
         b"tracking" => {
             let is_on = request
                 .arg(2)

@@ -63,7 +63,7 @@ fn unpinned_routing_table() {
             "CLIENT TRACKING off",
             Target::Local(LocalCommand::ClientTrackingOff),
         ),
-        ("CLIENT LIST", Target::Master),
+        ("CLIENT LIST", Target::Client(ClientCommand::List)),
         ("INFO server", Target::Info),
         ("EVAL x 0", Target::Master),
     ];
@@ -80,7 +80,6 @@ fn refusals_name_the_command() {
         "replicaof no one",
         "MONITOR",
         "DEBUG sleep 1",
-        "CLIENT KILL ID 3",
         "CLUSTER info",
     ] {
         let Target::Reject(line) = target(text, &master) else {
@@ -150,6 +149,46 @@ fn pinned_clients_send_everything_to_their_connection() {
         Target::Local(LocalCommand::ClientGetName)
     );
     assert!(matches!(target("SHUTDOWN", &pinned), Target::Reject(_)));
+    assert_eq!(target("SCRIPT KILL", &pinned), Target::Control);
+    assert_eq!(
+        target("CLIENT UNBLOCK 7", &pinned),
+        Target::Client(ClientCommand::Unblock)
+    );
     let routed = route(&request("GET k"), &CommandTable::builtin(), &pinned);
     assert!(!routed.is_read_only, "pinned commands are never retried");
+}
+
+#[test]
+fn connection_scoped_commands_have_a_stated_home() {
+    let master = context(ReadFrom::Master, false, false);
+    for (text, expected) in [
+        ("SCRIPT KILL", Target::Control),
+        ("function kill", Target::Control),
+        ("SCRIPT FLUSH", Target::Master),
+        ("FUNCTION LIST", Target::Master),
+        ("CLIENT ID", Target::Client(ClientCommand::Id)),
+        ("CLIENT INFO", Target::Client(ClientCommand::Info)),
+        (
+            "CLIENT LIST TYPE normal",
+            Target::Client(ClientCommand::List),
+        ),
+        ("CLIENT KILL ID 3", Target::Client(ClientCommand::Kill)),
+        (
+            "CLIENT UNBLOCK 3 ERROR",
+            Target::Client(ClientCommand::Unblock),
+        ),
+        ("CLIENT NO-EVICT on", Target::Client(ClientCommand::NoEvict)),
+        ("CLIENT REPLY OFF", Target::Client(ClientCommand::Reply)),
+        ("CLIENT GETREDIR", Target::Client(ClientCommand::GetRedir)),
+        (
+            "CLIENT TRACKINGINFO",
+            Target::Client(ClientCommand::TrackingInfo),
+        ),
+        ("CLIENT NO-TOUCH on", Target::Pinned(PinCause::NoTouch)),
+        ("CLIENT NO-TOUCH off", Target::Master),
+        ("CLIENT PAUSE 10", Target::Master),
+        ("WAIT 1 100", Target::Pinned(PinCause::Blocking)),
+    ] {
+        assert_eq!(target(text, &master), expected, "{text}");
+    }
 }

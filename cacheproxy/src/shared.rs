@@ -2,11 +2,12 @@
 //! routes receivers, the watcher's nudge handle). No globals.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
+use crate::clients::ClientRegistry;
 use crate::commands::CommandTable;
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -35,6 +36,13 @@ pub struct Shared {
     pub server_version: ArcSwap<String>,
     /// Next client id (also the `id` in `HELLO` replies).
     pub next_client_id: AtomicU64,
+    /// Connected clients, for `CLIENT LIST/KILL/UNBLOCK`.
+    pub clients: Arc<ClientRegistry>,
+    /// Subscribed clients that closed and whose pinned connection is not unsubscribed yet:
+    /// `PUBLISH` waits (briefly) for them, so a closed subscriber is never counted.
+    pub closing_subscribers: AtomicUsize,
+    /// Clients subscribed to anything (only `PUBLISH` looks at it).
+    pub subscribed_clients: AtomicUsize,
 }
 
 impl std::fmt::Debug for Shared {

@@ -34,6 +34,8 @@ pub enum CloseReason {
     Shutdown,
     /// `max_clients` connections were already open.
     MaxClients,
+    /// Another client (or the client itself) sent `CLIENT KILL`.
+    Killed,
 }
 
 impl CloseReason {
@@ -41,6 +43,7 @@ impl CloseReason {
     pub fn text(self) -> &'static str {
         match self {
             CloseReason::ClientClosed => "client closed the connection",
+            CloseReason::Killed => "killed by CLIENT KILL",
             CloseReason::ReadFailed => "read error",
             CloseReason::WriteFailed => "write error",
             CloseReason::Quit => "QUIT",

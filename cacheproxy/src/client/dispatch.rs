@@ -3,7 +3,8 @@
 //! that cannot go yet (no master during a failover, an ordering barrier) stays held.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use protocol::resp::{Request, RespVersion};
@@ -17,6 +18,11 @@ use crate::config::ReadFrom;
 use crate::local::{LocalContext, LocalOutcome, answer, answer_broken_transaction};
 use crate::router::{LocalCommand, RouteContext, Routed, Target, route};
 use crate::upstream::{MasterRoute, UpstreamRequest};
+
+/// How long a `PUBLISH` waits for closed subscribers to be unsubscribed upstream.
+const CLOSING_SUBSCRIBER_WAIT: Duration = Duration::from_millis(100);
+/// The channel of the replicated marker write sent before `WAIT` (no one subscribes to it).
+const WAIT_MARKER_CHANNEL: &[u8] = b"__cacheproxy__:wait";
 
 /// Whether a held request left the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +84,7 @@ impl ClientConnection {
             return Step::Done;
         };
         let step = self.dispatch_request(seq, &request).await;
+        self.refresh_registry(Some(&request));
         if let Some(slot) = self.replies.slot_mut(seq) {
             slot.request = Some(request);
         }
@@ -85,6 +92,16 @@ impl ClientConnection {
     }
 
     async fn dispatch_request(&mut self, seq: u64, request: &Request) -> Step {
+        if self
+            .reply_mode_applied_to
+            .is_none_or(|applied| seq > applied)
+        {
+            self.reply_mode_applied_to = Some(seq);
+            self.apply_reply_mode(seq);
+        }
+        if self.publish_must_wait(seq, request).await {
+            return Step::Wait;
+        }
         if !self.session.is_authenticated
             && !matches!(
                 special(request.name()),
@@ -113,6 +130,8 @@ impl ClientConnection {
         };
         match routed.target {
             Target::Local(command) => self.answer_local(seq, command, request),
+            Target::Client(command) => self.answer_client(seq, command, request),
+            Target::Control => self.send_control(seq, request),
             Target::Reject(line) => {
                 self.reply_error(seq, &line);
                 Step::Done
@@ -129,18 +148,11 @@ impl ClientConnection {
         if changes_connection && self.replies.has_pending_before(seq) {
             return Step::Wait;
         }
-        if command == LocalCommand::Hello && self.pinned.is_some() && request.argc() > 1 {
-            let wanted = match request.arg(1) {
-                Some(b"3") => RespVersion::Resp3,
-                _ => RespVersion::Resp2,
-            };
-            if wanted != self.session.protocol {
-                self.reply_error(
-                    seq,
-                    "ERR cacheproxy cannot switch protocols while a transaction, subscription, blocking command or SELECT holds the connection",
-                );
-                return Step::Done;
-            }
+        if command == LocalCommand::Hello
+            && let Err(line) = self.switch_pinned_protocol(request)
+        {
+            self.reply_error(seq, line);
+            return Step::Done;
         }
         let config = self.shared.config.load_full();
         let version = self.shared.server_version.load_full();
@@ -166,8 +178,73 @@ impl ClientConnection {
         Step::Done
     }
 
+    /// Before a local `HELLO`: a pinned connection switches protocol itself (keeping its
+    /// SELECT, WATCH, subscriptions …), or the error line when it cannot.
+    fn switch_pinned_protocol(&mut self, request: &Request) -> Result<(), &'static str> {
+        let wanted = match request.arg(1) {
+            Some(b"3") => RespVersion::Resp3,
+            Some(b"2") => RespVersion::Resp2,
+            // No version, or an invalid one: answered by `hello()` without a switch.
+            _ => self.session.protocol,
+        };
+        let Some(session) = self.pinned.as_mut() else {
+            if self.resubscribe.is_some() && wanted != self.session.protocol {
+                return Err(
+                    "ERR cacheproxy cannot switch protocols while subscriptions are being restored after a failover",
+                );
+            }
+            return Ok(());
+        };
+        let view = session.view();
+        let is_subscribed = view.subscriptions.iter().any(|count| *count > 0);
+        if is_subscribed && self.session.protocol == RespVersion::Resp2 {
+            return Err(
+                "ERR Can't execute 'hello': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            );
+        }
+        if wanted == self.session.protocol {
+            return Ok(());
+        }
+        if view.is_in_multi {
+            return Err(
+                "ERR cacheproxy cannot switch protocols inside MULTI (the server would switch only at EXEC)",
+            );
+        }
+        session.switch_protocol(wanted);
+        Ok(())
+    }
+
+    /// True when `request` is a `PUBLISH` that must wait (up to 100 ms) for closed
+    /// subscribers to be unsubscribed upstream, as Redis never counts a closed subscriber.
+    /// While anyone is subscribed, a `PUBLISH` first yields once: the I/O driver then runs
+    /// and a subscriber whose hang-up arrived before the `PUBLISH` is counted as closing.
+    async fn publish_must_wait(&mut self, seq: u64, request: &Request) -> bool {
+        self.is_publish_waiting = false;
+        let closing = || self.shared.closing_subscribers.load(Ordering::Acquire) > 0;
+        let subscribed = || self.shared.subscribed_clients.load(Ordering::Acquire) > 0;
+        if !closing() && !subscribed() {
+            return false;
+        }
+        let name = request.name();
+        let is_publish =
+            name.eq_ignore_ascii_case(b"publish") || name.eq_ignore_ascii_case(b"spublish");
+        if !is_publish {
+            return false;
+        }
+        if !closing() {
+            tokio::task::yield_now().await;
+        }
+        let must_wait = (closing() || self.shared.clients.has_hung_up_subscriber())
+            && self
+                .replies
+                .slot(seq)
+                .is_some_and(|slot| slot.queued_at.elapsed() < CLOSING_SUBSCRIBER_WAIT);
+        self.is_publish_waiting = must_wait;
+        must_wait
+    }
+
     /// True while a request may still wait for a master (`failover_timeout` not reached).
-    fn may_wait(&self, seq: u64) -> bool {
+    pub(super) fn may_wait(&self, seq: u64) -> bool {
         let limit = self.shared.config.load().failover_timeout;
         let queued_at = self
             .replies
@@ -176,7 +253,7 @@ impl ClientConnection {
         queued_at.elapsed() < limit
     }
 
-    fn reply_no_master(&mut self, seq: u64, reason: &str) -> Step {
+    pub(super) fn reply_no_master(&mut self, seq: u64, reason: &str) -> Step {
         let limit = self.shared.config.load().failover_timeout;
         self.reply_error(
             seq,
@@ -264,6 +341,13 @@ impl ClientConnection {
         let Some(session) = self.pinned.as_mut() else {
             return Step::Wait;
         };
+        if special(request.name()) == Some(Special::Wait) && !session.view().is_in_multi {
+            // WAIT counts the replicas that acknowledged this connection's last write; the
+            // client's writes may have gone over shared connections, so the pinned
+            // connection first makes a replicated write of its own (the offset then covers
+            // every write the client saw acknowledged).
+            session.send_silent(&Request::from_args(&[b"PUBLISH", WAIT_MARKER_CHANNEL, b""]));
+        }
         let has_slot = session.send(request, seq);
         if let Some(slot) = self.replies.slot_mut(seq) {
             slot.target = SlotTarget::Pinned;

@@ -2,6 +2,7 @@
 //! client socket, replies from shared upstream connections, its pinned connection, route
 //! changes and timers; each branch calls a named step. Replies leave in request order.
 
+mod client_command;
 pub(crate) mod connection_log;
 mod dispatch;
 mod pinned;
@@ -26,9 +27,11 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::clients::{ClientControl, Registration};
 use crate::error::UpstreamFailure;
 use crate::local::{Session, append_info_section, proxy_section};
 use crate::metrics::ErrorKind;
+use crate::pinning::ClosingSubscriber;
 use crate::sentinel::Nudge;
 use crate::shared::Shared;
 use crate::stats::Stats;
@@ -88,6 +91,21 @@ pub struct ClientConnection {
     /// The client's address, for the connection log lines.
     peer: PeerAddr,
     shutdown: CancellationToken,
+    /// The client's entry in `Shared::clients` (removed when dropped).
+    registration: Registration,
+    /// Requests from other clients' tasks (`CLIENT KILL`, `CLIENT UNBLOCK`).
+    control_rx: mpsc::UnboundedReceiver<ClientControl>,
+    /// Control requests naming the pinned connection's server-side id: it is not released
+    /// while any is in flight.
+    controls_in_flight: usize,
+    /// The last request `CLIENT REPLY`'s mode was applied to.
+    reply_mode_applied_to: Option<u64>,
+    /// Set when a subscribed client hangs up: counted until it is unsubscribed upstream.
+    closing_subscriber: Option<ClosingSubscriber>,
+    /// Counted in `Shared::subscribed_clients`.
+    is_counted_subscriber: bool,
+    /// The held `PUBLISH` waits for closing subscribers (wake up again in 1 ms).
+    is_publish_waiting: bool,
 }
 
 /// Serves one accepted client until it leaves or the proxy shuts down.
@@ -114,6 +132,10 @@ impl ClientConnection {
     fn new(socket: TcpStream, shared: Arc<Shared>, shutdown: CancellationToken) -> Self {
         let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
         let peer = PeerAddr(socket.peer_addr().ok());
+        let (registration, control_rx) =
+            shared
+                .clients
+                .register(id, socket.peer_addr().ok(), socket.local_addr().ok());
         let config = shared.config.load();
         connection_log::log_connected(&config, peer, id);
         let session = Session::new(id, &config);
@@ -149,6 +171,13 @@ impl ClientConnection {
             close_reason: None,
             peer,
             shutdown,
+            registration,
+            control_rx,
+            controls_in_flight: 0,
+            reply_mode_applied_to: None,
+            closing_subscriber: None,
+            is_counted_subscriber: false,
+            is_publish_waiting: false,
         }
     }
 
@@ -177,6 +206,7 @@ impl ClientConnection {
                     }
                 }
                 read = read_pinned(&mut self.pinned) => self.on_pinned_read(read),
+                Some(message) = self.control_rx.recv() => self.on_control(message),
                 written = self.writer.write_buf(&mut self.out), if is_writing => {
                     if written.is_err() {
                         self.close(Phase::Abort, CloseReason::WriteFailed);
@@ -265,6 +295,10 @@ impl ClientConnection {
         if let Phase::Draining { deadline } = self.phase {
             consider(deadline);
         }
+        if self.is_publish_waiting && !self.held.is_empty() {
+            // A PUBLISH waits for a closed subscriber's RESET.
+            consider(now + Duration::from_millis(1));
+        }
         wake
     }
 
@@ -276,6 +310,15 @@ impl ClientConnection {
                 } else {
                     CloseReason::ReadFailed
                 };
+                if self
+                    .pinned
+                    .as_ref()
+                    .is_some_and(PinnedSession::is_subscribed)
+                {
+                    // Counted from now: a PUBLISH must not reach this subscriber any more.
+                    self.closing_subscriber
+                        .get_or_insert_with(|| ClosingSubscriber::new(&self.shared));
+                }
                 // Like Redis, a client that hung up gets nothing more; pending shared
                 // replies are still awaited so their upstream slots drain in order.
                 let phase = if self.pinned.is_some() || self.replies.is_empty() {
@@ -355,6 +398,9 @@ impl ClientConnection {
                 is_complete,
             } => self.on_shared_data(seq, &bytes, is_complete),
             UpstreamReply::Failed { seq, failure } => self.on_shared_failure(seq, failure),
+            UpstreamReply::ControlDone => {
+                self.controls_in_flight = self.controls_in_flight.saturating_sub(1);
+            }
         }
     }
 
@@ -458,12 +504,23 @@ impl ClientConnection {
 
     async fn finish(mut self) {
         if let Some(session) = self.pinned.take() {
-            session.release(self.session.db);
+            if self.controls_in_flight > 0 {
+                // Its server-side id is in a CLIENT UNBLOCK in flight: close it, never reuse it.
+                drop(session.into_lost());
+            } else {
+                let closing = self.closing_subscriber.take().or_else(|| {
+                    session
+                        .is_subscribed()
+                        .then(|| ClosingSubscriber::new(&self.shared))
+                });
+                session.release_closing(self.session.db, closing);
+            }
         }
         if self.phase != Phase::Abort && !self.out.is_empty() {
             let _ = tokio::time::timeout(Duration::from_secs(1), self.writer.write_all(&self.out))
                 .await;
         }
+        self.count_as_subscriber(false);
         let _ = self.writer.shutdown().await;
         Stats::add(&self.shared.stats.clients, -1);
         // A loop that ended without a recorded reason was draining for shutdown.

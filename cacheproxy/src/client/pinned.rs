@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::subscriptions::{PubSubFrame, Subscriptions, classify};
 use crate::commands::{Special, special};
-use crate::pinning::{Checkin, PinnedConnection, PinnedPool};
+use crate::pinning::{Checkin, ClosingSubscriber, PinnedConnection, PinnedPool};
 use crate::upstream::connection::STREAM_CHUNK;
 
 /// What a successful reply changes in the client's state.
@@ -23,6 +23,7 @@ enum Effect {
     None,
     Select(i64),
     Tracking(bool),
+    NoTouch(bool),
     Monitor,
 }
 
@@ -98,7 +99,23 @@ pub struct PinnedSession {
     is_in_multi: bool,
     is_watching: bool,
     is_tracking: bool,
+    is_no_touch: bool,
     is_monitor: bool,
+}
+
+/// What `CLIENT LIST` shows of a pinned connection's state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PinnedView {
+    /// Channel, pattern and shard-channel subscriptions.
+    pub subscriptions: [usize; 3],
+    /// Inside MULTI.
+    pub is_in_multi: bool,
+    /// `CLIENT TRACKING on`.
+    pub is_tracking: bool,
+    /// `CLIENT NO-TOUCH on`.
+    pub is_no_touch: bool,
+    /// `MONITOR`.
+    pub is_monitor: bool,
 }
 
 impl PinnedSession {
@@ -116,8 +133,49 @@ impl PinnedSession {
             is_in_multi: false,
             is_watching: false,
             is_tracking: false,
+            is_no_touch: false,
             is_monitor: false,
         }
+    }
+
+    /// The connection-scoped state, for `CLIENT LIST`.
+    pub fn view(&self) -> PinnedView {
+        PinnedView {
+            subscriptions: self.subscriptions.counts(),
+            is_in_multi: self.is_in_multi,
+            is_tracking: self.is_tracking,
+            is_no_touch: self.is_no_touch,
+            is_monitor: self.is_monitor,
+        }
+    }
+
+    /// The master and the server-side id of the connection (`CLIENT UNBLOCK`).
+    pub fn upstream(&self) -> (std::net::SocketAddr, Option<i64>) {
+        (self.pool.addr(), self.connection.upstream_id)
+    }
+
+    /// True while a reply is owed (a blocked command, or one in flight).
+    pub fn is_awaiting(&self) -> bool {
+        self.awaiting
+            .iter()
+            .any(|awaiting| matches!(awaiting, Awaiting::Reply { .. }))
+    }
+
+    /// Switches the connection to `protocol` (`HELLO n` without the client's credentials
+    /// or name, which the proxy keeps); its reply is dropped, later frames are read in
+    /// the new protocol.
+    pub fn switch_protocol(&mut self, protocol: RespVersion) {
+        let version: &[u8] = match protocol {
+            RespVersion::Resp2 => b"2",
+            RespVersion::Resp3 => b"3",
+        };
+        self.send_silent(&Request::from_args(&[b"HELLO", version]));
+        self.connection.protocol = protocol;
+    }
+
+    /// True while subscribed (its close must be waited for before `PUBLISH` counts).
+    pub fn is_subscribed(&self) -> bool {
+        !self.subscriptions.is_idle()
     }
 
     /// The topology epoch of the connection's master.
@@ -144,7 +202,8 @@ impl PinnedSession {
                 return false;
             }
             Some(Special::Multi) => self.is_in_multi = true,
-            Some(Special::Exec | Special::Discard) => {
+            // Without MULTI they are errors and WATCHed keys stay watched.
+            Some(Special::Exec | Special::Discard) if is_in_multi => {
                 self.is_in_multi = false;
                 self.is_watching = false;
             }
@@ -159,16 +218,19 @@ impl PinnedSession {
                 }
             }
             Some(Special::Monitor) => effect = Effect::Monitor,
-            Some(Special::Client)
-                if request
-                    .arg(1)
-                    .is_some_and(|sub| sub.eq_ignore_ascii_case(b"tracking")) =>
-            {
-                effect = Effect::Tracking(
-                    request
-                        .arg(2)
-                        .is_some_and(|arg| arg.eq_ignore_ascii_case(b"on")),
-                );
+            Some(Special::Client) => {
+                let is_on = request
+                    .arg(2)
+                    .is_some_and(|arg| arg.eq_ignore_ascii_case(b"on"));
+                match request.arg(1) {
+                    Some(sub) if sub.eq_ignore_ascii_case(b"tracking") => {
+                        effect = Effect::Tracking(is_on);
+                    }
+                    Some(sub) if sub.eq_ignore_ascii_case(b"no-touch") => {
+                        effect = Effect::NoTouch(is_on);
+                    }
+                    _ => {}
+                }
             }
             _ => {}
         }
@@ -275,6 +337,7 @@ impl PinnedSession {
                         Effect::None => {}
                         Effect::Select(db) => outputs.push(PinnedOutput::Selected(db)),
                         Effect::Tracking(is_on) => self.is_tracking = is_on,
+                        Effect::NoTouch(is_on) => self.is_no_touch = is_on,
                         Effect::Monitor => self.is_monitor = true,
                     }
                 }
@@ -374,6 +437,7 @@ impl PinnedSession {
             && !self.is_in_multi
             && !self.is_watching
             && !self.is_tracking
+            && !self.is_no_touch
             && !self.is_monitor
             && self.subscriptions.is_idle()
             && self.scanner.is_idle()
@@ -383,6 +447,12 @@ impl PinnedSession {
 
     /// Gives the connection back to its pool, reset if state may remain.
     pub fn release(self, db: i64) {
+        self.release_closing(db, None);
+    }
+
+    /// [`PinnedSession::release`] for a closing client; `closing` counts it until its
+    /// subscriptions are gone upstream.
+    pub fn release_closing(self, db: i64, closing: Option<ClosingSubscriber>) {
         let state = if self.is_releasable(db) && self.connection.buf.is_empty() {
             Checkin::Clean
         } else if self.awaiting.is_empty() && self.scanner.is_idle() && self.streaming.is_none() {
@@ -393,7 +463,7 @@ impl PinnedSession {
         let PinnedSession {
             connection, pool, ..
         } = self;
-        pool.checkin(connection, state);
+        pool.checkin(connection, state, closing);
     }
 
     /// Closes the connection and reports what was lost with it.

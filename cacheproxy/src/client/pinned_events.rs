@@ -40,13 +40,15 @@ impl ClientConnection {
             self.on_pinned_lost();
         }
         self.release_pinned_if_idle();
+        self.refresh_registry(None);
     }
 
     pub(super) fn release_pinned_if_idle(&mut self) {
-        if self
-            .pinned
-            .as_ref()
-            .is_some_and(|session| session.is_releasable(self.session.db))
+        if self.controls_in_flight == 0
+            && self
+                .pinned
+                .as_ref()
+                .is_some_and(|session| session.is_releasable(self.session.db))
             && let Some(session) = self.pinned.take()
         {
             session.release(self.session.db);

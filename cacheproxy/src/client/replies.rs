@@ -42,6 +42,8 @@ pub struct Slot {
     pub is_info: bool,
     /// A replica answered `-LOADING`/`-MASTERDOWN`: send it to the master instead.
     pub prefer_master: bool,
+    /// `CLIENT REPLY OFF|SKIP`: the reply is consumed but never written.
+    pub is_silenced: bool,
     /// The command's series in `/metrics`.
     command: CommandId,
     /// The first bytes of the reply were counted (error prefix, keyspace hit/miss).
@@ -92,6 +94,7 @@ impl ReplyQueue {
             attempts: 0,
             is_info: false,
             prefer_master: false,
+            is_silenced: false,
             command,
             is_reply_counted: false,
             has_streamed: false,
@@ -185,7 +188,9 @@ impl ReplyQueue {
                 metrics.reply_completed(slot.command, slot.queued_at.elapsed());
             }
         }
-        if index == 0 {
+        if slot.is_silenced {
+            slot.is_complete |= is_complete;
+        } else if index == 0 {
             out.extend_from_slice(data);
             slot.has_streamed |= !is_complete;
         } else {
@@ -267,6 +272,24 @@ mod tests {
         assert!(out.is_empty());
         queue.complete(seq, b"$4\r\nabcd\r\n", &mut out);
         assert_eq!(&out[..], b"$4\r\nabcd\r\n");
+    }
+
+    #[test]
+    fn silenced_replies_keep_their_place_but_are_not_written() {
+        let mut queue = ReplyQueue::default();
+        let now = Instant::now();
+        let first = queue.push(None, now);
+        let silenced = queue.push(None, now);
+        let third = queue.push(None, now);
+        queue.slot_mut(silenced).unwrap().is_silenced = true;
+        let mut out = BytesMut::new();
+        queue.deliver(third, b":3\r\n", true, &mut out);
+        queue.deliver(silenced, b"$2\r\n", false, &mut out);
+        queue.deliver(silenced, b"hi\r\n", true, &mut out);
+        assert!(out.is_empty());
+        queue.deliver(first, b":1\r\n", true, &mut out);
+        assert_eq!(&out[..], b":1\r\n:3\r\n");
+        assert!(queue.is_empty());
     }
 
     #[test]

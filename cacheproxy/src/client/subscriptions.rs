@@ -96,6 +96,15 @@ impl Subscriptions {
             && self.expected.is_empty()
     }
 
+    /// Subscribed channels, patterns and shard channels (`CLIENT LIST` sub/psub/ssub).
+    pub fn counts(&self) -> [usize; 3] {
+        [
+            self.channels.len(),
+            self.patterns.len(),
+            self.shard_channels.len(),
+        ]
+    }
+
     /// True while confirmations are expected.
     pub fn is_expecting(&self) -> bool {
         !self.expected.is_empty()

@@ -161,6 +161,10 @@ pub enum Special {
     StreamRead,
     /// `EVAL`, `EVALSHA`, `FCALL`: always the master.
     Script,
+    /// `SCRIPT …`, `FUNCTION …`: `KILL` goes on a control connection.
+    ScriptAdmin,
+    /// `WAIT`, `WAITAOF`: count the client's own writes.
+    Wait,
     /// Refused through the proxy, with the reason given to the client.
     Refused(&'static str),
 }
@@ -194,6 +198,8 @@ pub fn special(name: &[u8]) -> Option<Special> {
             b"client" => Special::Client,
             b"xread" | b"xreadgroup" => Special::StreamRead,
             b"eval" | b"evalsha" | b"fcall" => Special::Script,
+            b"script" | b"function" => Special::ScriptAdmin,
+            b"wait" | b"waitaof" => Special::Wait,
             b"shutdown" => Special::Refused("stop the server directly, not through the proxy"),
             b"replicaof" | b"slaveof" | b"failover" => Special::Refused(REPLICATION_REFUSED),
             b"sync" | b"psync" | b"replconf" => Special::Refused(REPLICATION_REFUSED),

@@ -283,6 +283,11 @@ impl SentinelWatcher {
             )
             .await
             {
+                // The confirmed master running a long script: still the master.
+                Ok(Role::Busy) if Some(candidate) == current => {
+                    self.confirmed_epoch = epoch;
+                    return Resolution::Confirmed(candidate);
+                }
                 Ok(Role::Master) => {
                     self.promote_sentinel(&answers, candidate);
                     self.confirmed_epoch = epoch;

@@ -44,6 +44,9 @@ pub enum Role {
         /// Link state `connected`.
         is_connected: bool,
     },
+    /// `-BUSY`: running a script or function past `busy-reply-threshold`. A busy server is
+    /// alive (it answers); it is not a reason to hold traffic or to look for a new master.
+    Busy,
     /// `sentinel` or anything else.
     Other(String),
 }
@@ -200,6 +203,13 @@ pub async fn probe_role(
 
 /// Parses a `ROLE` reply.
 pub fn parse_role(reply: &Value) -> Result<Role, LinkError> {
+    if reply.is_error()
+        && reply
+            .as_bytes()
+            .is_some_and(|text| text.starts_with(b"BUSY"))
+    {
+        return Ok(Role::Busy);
+    }
     let items = reply
         .as_array()
         .ok_or_else(|| LinkError::unexpected("ROLE", describe(reply)))?;
@@ -426,6 +436,10 @@ mod tests {
             Value::Array(vec![]),
         ]);
         assert_eq!(parse_role(&master).unwrap(), Role::Master);
+        let busy = Value::Error(bytes::Bytes::from_static(
+            b"BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
+        ));
+        assert_eq!(parse_role(&busy).unwrap(), Role::Busy);
         let replica = Value::Array(vec![
             bulk("slave"),
             bulk("127.0.0.1"),

@@ -50,6 +50,9 @@ pub enum UpstreamReply {
         /// True on the last chunk.
         is_complete: bool,
     },
+    /// A control-connection request the client started for another client (`CLIENT
+    /// UNBLOCK`) finished: its pinned connection may be released again.
+    ControlDone,
     /// No (more) reply for `seq` will come.
     Failed {
         /// The request's sequence number.
