@@ -10,7 +10,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use crate::upstream::ReplySender;
+use crate::upstream::{ReplySender, UpstreamReply};
 
 /// How `CLIENT UNBLOCK` ends the blocked call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +148,9 @@ pub struct ClientEntry {
     /// When it connected.
     pub created: Instant,
     control: mpsc::UnboundedSender<ClientControl>,
+    /// The client's event channel: a `Control` event makes it read `control` (an extra
+    /// channel polled in its loop would cost every command a waker registration).
+    wake: ReplySender,
     state: Mutex<ClientState>,
 }
 
@@ -161,7 +164,7 @@ impl ClientEntry {
 
     /// Asks the client's task to do something; false when it is gone.
     pub fn control(&self, message: ClientControl) -> bool {
-        self.control.send(message).is_ok()
+        self.control.send(message).is_ok() && self.wake.send(UpstreamReply::Control).is_ok()
     }
 
     /// The `CLIENT LIST` line (without the trailing newline), in Redis 7.2's field order.
@@ -228,6 +231,7 @@ impl ClientRegistry {
         id: u64,
         addr: Option<SocketAddr>,
         laddr: Option<SocketAddr>,
+        wake: ReplySender,
     ) -> (Registration, mpsc::UnboundedReceiver<ClientControl>) {
         let now = Instant::now();
         let (control, receiver) = mpsc::unbounded_channel();
@@ -237,6 +241,7 @@ impl ClientRegistry {
             laddr,
             created: now,
             control,
+            wake,
             state: Mutex::new(ClientState::new(now)),
         });
         self.clients().insert(id, Arc::clone(&entry));
@@ -314,7 +319,8 @@ mod tests {
     fn registration_lists_and_unlists_a_client() {
         let registry = Arc::new(ClientRegistry::default());
         let addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-        let (registration, _control) = registry.register(7, Some(addr), None);
+        let (wake, _events) = mpsc::unbounded_channel();
+        let (registration, _control) = registry.register(7, Some(addr), None, wake);
         {
             let mut state = registration.entry().state();
             state.name = Some(Bytes::from_static(b"worker"));

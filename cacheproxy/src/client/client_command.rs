@@ -381,16 +381,34 @@ impl ClientConnection {
         Step::Done
     }
 
-    /// Updates the client's line in the registry (after each command, with `last`, and
-    /// after reads from the pinned connection, which change subscriptions).
+    /// Updates the client's line in the registry: the last command and its time after
+    /// every command (`last`); the connection state only when it may have changed (a
+    /// command that was not plain shared traffic, a read from the pinned connection).
     pub(super) fn refresh_registry(&mut self, last: Option<&Request>) {
-        let view = self
-            .pinned
-            .as_ref()
-            .map(|session| session.view())
-            .unwrap_or_default();
-        self.count_as_subscriber(view.subscriptions.iter().any(|count| *count > 0));
+        let is_stale = std::mem::take(&mut self.is_registry_stale) || self.pinned.is_some();
+        let view = if is_stale {
+            let view = self
+                .pinned
+                .as_ref()
+                .map(|session| session.view())
+                .unwrap_or_default();
+            self.count_as_subscriber(view.subscriptions.iter().any(|count| *count > 0));
+            Some(view)
+        } else {
+            None
+        };
         let mut state = self.registration.entry().state();
+        if let Some(last) = last {
+            state.last_active = self
+                .replies
+                .slot(self.replies.next_seq().saturating_sub(1))
+                .map_or_else(Instant::now, |slot| slot.queued_at);
+            state.last_command.clear();
+            push_command_name(&mut state.last_command, last);
+        }
+        let Some(view) = view else {
+            return;
+        };
         state.name.clone_from(&self.session.name);
         state.user.clone_from(&self.session.user);
         state.db = self.session.db;
@@ -407,11 +425,6 @@ impl ClientConnection {
         state.is_no_evict = self.session.is_no_evict;
         state.lib_name.clone_from(&self.session.lib_name);
         state.lib_ver.clone_from(&self.session.lib_ver);
-        if let Some(last) = last {
-            state.last_active = Instant::now();
-            state.last_command.clear();
-            push_command_name(&mut state.last_command, last);
-        }
     }
 }
 

@@ -84,7 +84,10 @@ impl ClientConnection {
             return Step::Done;
         };
         let step = self.dispatch_request(seq, &request).await;
-        self.refresh_registry(Some(&request));
+        // The registry shows the last command of each batch (per command when state changed).
+        if self.is_registry_stale || self.held.len() <= 1 {
+            self.refresh_registry(Some(&request));
+        }
         if let Some(slot) = self.replies.slot_mut(seq) {
             slot.request = Some(request);
         }
@@ -99,7 +102,9 @@ impl ClientConnection {
             self.reply_mode_applied_to = Some(seq);
             self.apply_reply_mode(seq);
         }
-        if self.publish_must_wait(seq, request).await {
+        let may_wait_for_subscribers = self.shared.closing_subscribers.load(Ordering::Relaxed) > 0
+            || self.shared.subscribed_clients.load(Ordering::Relaxed) > 0;
+        if may_wait_for_subscribers && self.publish_must_wait(seq, request).await {
             return Step::Wait;
         }
         if !self.session.is_authenticated
@@ -128,6 +133,12 @@ impl ClientConnection {
             };
             route(request, &self.shared.commands.load(), &context)
         };
+        if !matches!(
+            routed.target,
+            Target::Master | Target::Replica | Target::Info
+        ) {
+            self.is_registry_stale = true;
+        }
         match routed.target {
             Target::Local(command) => self.answer_local(seq, command, request),
             Target::Client(command) => self.answer_client(seq, command, request),

@@ -104,6 +104,8 @@ pub struct ClientConnection {
     closing_subscriber: Option<ClosingSubscriber>,
     /// Counted in `Shared::subscribed_clients`.
     is_counted_subscriber: bool,
+    /// Connection state may have changed since the registry was last updated.
+    is_registry_stale: bool,
     /// The held `PUBLISH` waits for closing subscribers (wake up again in 1 ms).
     is_publish_waiting: bool,
 }
@@ -132,16 +134,17 @@ impl ClientConnection {
     fn new(socket: TcpStream, shared: Arc<Shared>, shutdown: CancellationToken) -> Self {
         let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
         let peer = PeerAddr(socket.peer_addr().ok());
-        let (registration, control_rx) =
-            shared
-                .clients
-                .register(id, socket.peer_addr().ok(), socket.local_addr().ok());
+        let local = socket.local_addr().ok();
         let config = shared.config.load();
         connection_log::log_connected(&config, peer, id);
         let session = Session::new(id, &config);
         drop(config);
         let (reader, writer) = socket.into_split();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (registration, control_rx) =
+            shared
+                .clients
+                .register(id, peer.0, local, events_tx.clone());
         let mut routes_rx = shared.routes.clone();
         let routes = routes_rx.borrow_and_update().clone();
         let replies = ReplyQueue::with_metrics(Arc::clone(&shared.metrics));
@@ -177,6 +180,7 @@ impl ClientConnection {
             reply_mode_applied_to: None,
             closing_subscriber: None,
             is_counted_subscriber: false,
+            is_registry_stale: true,
             is_publish_waiting: false,
         }
     }
@@ -206,7 +210,6 @@ impl ClientConnection {
                     }
                 }
                 read = read_pinned(&mut self.pinned) => self.on_pinned_read(read),
-                Some(message) = self.control_rx.recv() => self.on_control(message),
                 written = self.writer.write_buf(&mut self.out), if is_writing => {
                     if written.is_err() {
                         self.close(Phase::Abort, CloseReason::WriteFailed);
@@ -398,6 +401,11 @@ impl ClientConnection {
                 is_complete,
             } => self.on_shared_data(seq, &bytes, is_complete),
             UpstreamReply::Failed { seq, failure } => self.on_shared_failure(seq, failure),
+            UpstreamReply::Control => {
+                while let Ok(message) = self.control_rx.try_recv() {
+                    self.on_control(message);
+                }
+            }
             UpstreamReply::ControlDone => {
                 self.controls_in_flight = self.controls_in_flight.saturating_sub(1);
             }

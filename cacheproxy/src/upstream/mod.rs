@@ -53,6 +53,9 @@ pub enum UpstreamReply {
     /// A control-connection request the client started for another client (`CLIENT
     /// UNBLOCK`) finished: its pinned connection may be released again.
     ControlDone,
+    /// Another client's task queued a request (`CLIENT KILL`, `CLIENT UNBLOCK`) on the
+    /// client's control channel.
+    Control,
     /// No (more) reply for `seq` will come.
     Failed {
         /// The request's sequence number.
