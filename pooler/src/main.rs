@@ -49,6 +49,10 @@ struct Cli {
     /// Sidecar mode: server connections per pool.
     #[arg(long, env = "POOLER_POOL_SIZE")]
     pool_size: Option<u32>,
+    /// Sidecar mode: serve /metrics, /health, /ready on this HOST:PORT (for the scaler,
+    /// Prometheus and probes; off when unset).
+    #[arg(long, env = "POOLER_METRICS_ADDR")]
+    metrics_addr: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -72,6 +76,7 @@ fn load(cli: &Cli) -> anyhow::Result<Result<Loaded, Vec<config::ConfigError>>> {
             );
         }
         args.pool_size = cli.pool_size;
+        args.metrics_addr = cli.metrics_addr.clone();
         return Ok(config::sidecar_config(&args));
     }
     let path = cli

@@ -54,7 +54,7 @@ pub struct SignalConfig {
 }
 
 /// Where the instances' `/metrics` are.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TargetsConfig {
     /// Static URLs.
@@ -73,7 +73,7 @@ pub struct TargetsConfig {
 
 /// The actuator.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind", deny_unknown_fields)]
+#[serde(rename_all = "kebab-case", tag = "kind", deny_unknown_fields)]
 pub enum ActuatorConfig {
     /// Decide and log, change nothing (the count is the last decision).
     DryRun {
@@ -113,6 +113,18 @@ pub enum ActuatorConfig {
         #[serde(default = "thirty_seconds", with = "humantime_serde")]
         timeout: Duration,
     },
+}
+
+impl Default for TargetsConfig {
+    fn default() -> Self {
+        TargetsConfig {
+            urls: Vec::new(),
+            dns: None,
+            file: None,
+            timeout: Duration::from_secs(1),
+            warmup: Duration::from_secs(30),
+        }
+    }
 }
 
 fn one() -> u32 {
@@ -193,11 +205,7 @@ impl Default for Config {
             tolerance: 0.1,
             tolerance_down: None,
             signals: BTreeMap::new(),
-            targets: TargetsConfig {
-                timeout: Duration::from_secs(1),
-                warmup: Duration::from_secs(30),
-                ..TargetsConfig::default()
-            },
+            targets: TargetsConfig::default(),
             guards: GuardsConfig::default(),
             scale_up: None,
             scale_down: None,
@@ -434,6 +442,9 @@ command = ["./scale.sh", "{service}", "{desired}"]
             Some(Duration::from_millis(500))
         );
         assert_eq!(config.policy().connection_budget.unwrap().reserved, 10);
+        // Defaults hold for keys a present table leaves out.
+        assert_eq!(config.targets.timeout, Duration::from_secs(1));
+        assert_eq!(config.targets.warmup, Duration::from_secs(30));
     }
 
     #[test]
@@ -464,6 +475,21 @@ command = ["./scale.sh", "{service}", "{desired}"]
         assert!((policy.tolerance.down - 1.0 / 3.0).abs() < 1e-9);
         assert_eq!(policy.cooldowns.up, Duration::from_secs(300));
         assert_eq!(config.max_replicas, 8);
+    }
+
+    #[test]
+    fn the_shipped_example_is_valid() {
+        let text = include_str!("../../deploy/config/scaler.example.toml");
+        let config = Config::from_toml(text, "scaler.example.toml").unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.signals.len(), 2);
+        assert!(matches!(config.actuator, ActuatorConfig::Compose { .. }));
+    }
+
+    #[test]
+    fn unknown_signal_keys_are_refused() {
+        let text = EXAMPLE.replace("target = 0.7", "target = 0.7\ndatabse = \"app\"");
+        assert!(Config::from_toml(&text, "x.toml").is_err());
     }
 
     #[test]

@@ -53,23 +53,39 @@ pub fn sum_gauge(scrape: &Scrape, name: &str, labels: &BTreeMap<String, String>)
     (!values.is_empty()).then(|| values.iter().sum())
 }
 
-fn database_filter(label: &str, database: &Option<String>) -> BTreeMap<String, String> {
-    database
+/// The console's virtual database: never application traffic.
+const ADMIN_DATABASE: &str = "pgbouncer";
+
+/// Sum of `name` over the application databases (`label` names the database; only
+/// `database` when one is given).
+fn sum_databases(
+    scrape: &Scrape,
+    name: &str,
+    label: &str,
+    database: &Option<String>,
+) -> Option<f64> {
+    let values: Vec<f64> = scrape
+        .samples
         .iter()
-        .map(|name| (label.to_owned(), name.clone()))
-        .collect()
+        .filter(|sample| sample.metric == name)
+        .filter(|sample| {
+            let db = sample.labels.get(label).unwrap_or_default();
+            db != ADMIN_DATABASE && database.as_deref().is_none_or(|wanted| wanted == db)
+        })
+        .filter_map(|sample| scalar(&sample.value))
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
 }
 
-/// `pool_size + reserve_pool` over the databases (one database when named).
+/// `pool_size + reserve_pool` over the application databases (one database when named).
 pub fn pool_capacity(scrape: &Scrape, database: &Option<String>) -> Option<f64> {
-    let filter = database_filter("name", database);
-    let size = sum_gauge(scrape, POOL_SIZE, &filter)?;
-    Some(size + sum_gauge(scrape, RESERVE, &filter).unwrap_or(0.0))
+    let size = sum_databases(scrape, POOL_SIZE, "name", database)?;
+    Some(size + sum_databases(scrape, RESERVE, "name", database).unwrap_or(0.0))
 }
 
 /// `sv_active / (pool_size + reserve_pool)`.
 pub fn pool_utilisation(scrape: &Scrape, database: &Option<String>) -> Option<f64> {
-    let active = sum_gauge(scrape, ACTIVE, &database_filter("database", database))?;
+    let active = sum_databases(scrape, ACTIVE, "database", database)?;
     let capacity = pool_capacity(scrape, database)?;
     (capacity > 0.0).then(|| active / capacity)
 }

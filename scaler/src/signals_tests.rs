@@ -21,6 +21,7 @@ pgbouncer_pools_client_waiting_connections{{database=\"app\",user=\"app\"}} {wai
 pgbouncer_databases_pool_size{{name=\"app\",host=\"db\",port=\"5432\",database=\"app\",force_user=\"\",pool_mode=\"transaction\"}} 8\n\
 # TYPE pgbouncer_databases_reserve_pool gauge\n\
 pgbouncer_databases_reserve_pool{{name=\"app\",host=\"db\",port=\"5432\",database=\"app\",force_user=\"\",pool_mode=\"transaction\"}} 2\n\
+pgbouncer_databases_pool_size{{name=\"pgbouncer\",host=\"\",port=\"6432\",database=\"pgbouncer\",force_user=\"pgbouncer\",pool_mode=\"statement\"}} 2\n\
 # TYPE pooler_client_wait_seconds histogram\n\
 pooler_client_wait_seconds_bucket{{le=\"0.01\"}} {}\n\
 pooler_client_wait_seconds_bucket{{le=\"0.1\"}} {}\n\
@@ -35,6 +36,9 @@ pooler_client_wait_seconds_count {}\n",
 fn utilisation_joins_pools_to_databases() {
     let scrape = parse(&pooler_metrics(7, 0, [0, 0, 0]));
     let utilisation = pool_utilisation(&scrape, &Some("app".to_owned())).unwrap();
+    assert!((utilisation - 0.7).abs() < 1e-9);
+    // The console's database counts for neither side.
+    let utilisation = pool_utilisation(&scrape, &None).unwrap();
     assert!((utilisation - 0.7).abs() < 1e-9);
     assert_eq!(pool_capacity(&scrape, &None), Some(10.0));
 }

@@ -335,3 +335,66 @@ proptest! {
         }
     }
 }
+
+/// Replays a square-wave load (20 s busy, 20 s idle) for an hour at one tick per 5 s,
+/// the actuator carrying out every decision at once; returns (moves, scale-downs, times).
+fn square_wave(policy: &Policy) -> (usize, usize, Vec<u64>) {
+    let mut history = History::default();
+    let mut current = 2;
+    let (mut moves, mut downs, mut down_times) = (0, 0, Vec::new());
+    for tick in 0..720u64 {
+        let now = secs(tick * 5);
+        let busy = (tick * 5 / 20) % 2 == 0;
+        // Demand in whole instances' worth of work, spread over the instances.
+        let demand = if busy { 3.0 } else { 0.3 };
+        let observation = uniform(current, (demand / f64::from(current)).min(1.0), 0.7);
+        let decision = decide(policy, &history, &observation, now);
+        history.record_decision(&decision, now);
+        if decision.desired != current {
+            moves += 1;
+            if decision.desired < current {
+                downs += 1;
+                down_times.push(tick * 5);
+            }
+            history.record_move(current, decision.desired, now);
+            current = decision.desired;
+        }
+        history.prune(secs(3600), now);
+    }
+    (moves, downs, down_times)
+}
+
+#[test]
+fn square_wave_shorter_than_the_window_does_not_flap() {
+    let mut policy = policy();
+    policy.max_replicas = 10;
+    let (moves, downs, _) = square_wave(&policy);
+    // The 300 s down-window holds the busy half's count: it scales out and stays.
+    assert_eq!(downs, 0, "moves {moves}");
+    assert!(moves <= 3, "{moves} moves");
+    // Without the window (and a 60 s one), at most one scale-down per window.
+    policy.behavior.down.window = secs(60);
+    let (_, downs, times) = square_wave(&policy);
+    assert!(
+        times.windows(2).all(|pair| pair[1] - pair[0] >= 60),
+        "{times:?}"
+    );
+    // With no window at all the wave moves the count every half period; the flap budget
+    // (4 reversals an hour) freezes it.
+    policy.behavior.down.window = Duration::ZERO;
+    let (free_moves, _, _) = square_wave(&policy);
+    policy.flap_budget = Some(FlapBudget {
+        reversals: 4,
+        per: secs(3600),
+    });
+    let (budgeted_moves, _, _) = square_wave(&policy);
+    assert!(free_moves > 100, "{free_moves}");
+    // Each busy half takes a few rate-limited steps up; five direction segments at most.
+    assert!(
+        budgeted_moves <= 15 && budgeted_moves * 10 < free_moves,
+        "{budgeted_moves}"
+    );
+    println!(
+        "square wave: window 300 s → {moves} moves; 60 s → {downs} scale-downs; no window → {free_moves} moves, with a flap budget of 4 → {budgeted_moves}"
+    );
+}
