@@ -11,6 +11,7 @@ mod http;
 pub mod scrape;
 pub mod signals;
 pub mod status;
+pub mod trace;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,6 +35,7 @@ pub struct Scaler {
     status: Arc<Status>,
     origin: Instant,
     last_reason: Option<&'static str>,
+    recorder: Option<std::io::BufWriter<std::fs::File>>,
 }
 
 fn signal_reports(observation: &Observation, decision: &Decision) -> Vec<SignalReport> {
@@ -98,7 +100,14 @@ impl Scaler {
             status: Arc::new(Status::new()),
             origin: Instant::now(),
             last_reason: None,
+            recorder: None,
         }
+    }
+
+    /// Records every tick's scrapes to `path` (JSON lines, see [`trace`]).
+    pub fn record_trace(&mut self, path: &std::path::Path) -> std::io::Result<()> {
+        self.recorder = Some(std::io::BufWriter::new(std::fs::File::create(path)?));
+        Ok(())
     }
 
     /// The status the HTTP endpoint serves.
@@ -141,6 +150,15 @@ impl Scaler {
                 return report;
             }
         };
+        if let Some(recorder) = self.recorder.as_mut() {
+            use std::io::Write;
+            let written =
+                trace::record(recorder, clock, current, &scrapes).and_then(|()| recorder.flush());
+            if let Err(error) = written {
+                warn!(%error, "cannot write the trace; recording stopped");
+                self.recorder = None;
+            }
+        }
         let observation = self.collector.observe(&self.config, &scrapes, current, now);
         let policy = self.config.policy();
         let decision = decide(&policy, &self.history, &observation, clock);

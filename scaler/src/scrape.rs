@@ -116,20 +116,20 @@ pub async fn scrape_all(urls: &[String], timeout: Duration) -> Vec<TargetScrape>
         .map(|url| {
             let url = url.clone();
             tokio::spawn(async move {
-                let scrape = match fetch(&url, timeout).await {
+                let (scrape, text) = match fetch(&url, timeout).await {
                     Ok(text) => match parse(&text) {
-                        Some(scrape) if !scrape.samples.is_empty() => Some(scrape),
+                        Some(scrape) if !scrape.samples.is_empty() => (Some(scrape), Some(text)),
                         _ => {
                             warn!(%url, "the target answered something that is not Prometheus metrics");
-                            None
+                            (None, None)
                         }
                     },
                     Err(error) => {
                         debug!(%url, %error, "scrape failed");
-                        None
+                        (None, None)
                     }
                 };
-                TargetScrape { url, scrape }
+                TargetScrape { url, scrape, text }
             })
         })
         .collect();
@@ -138,6 +138,7 @@ pub async fn scrape_all(urls: &[String], timeout: Duration) -> Vec<TargetScrape>
         scrapes.push(task.await.unwrap_or_else(|_| TargetScrape {
             url: url.clone(),
             scrape: None,
+            text: None,
         }));
     }
     scrapes

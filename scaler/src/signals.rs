@@ -26,6 +26,8 @@ pub struct TargetScrape {
     pub url: String,
     /// Its metrics.
     pub scrape: Option<Scrape>,
+    /// The text it answered (kept for trace recording).
+    pub text: Option<String>,
 }
 
 fn matches(sample: &Sample, name: &str, labels: &BTreeMap<String, String>) -> bool {
@@ -322,16 +324,20 @@ impl Collector {
     ) -> Option<String> {
         let none = BTreeMap::new();
         let mut reason = None;
-        if let Some(limit) = config.guards.query_p99_limit
-            && let Some(p99) =
-                self.service_quantile(scrapes, "__query_p99", QUERY_DURATION, &none, 0.99)
-            && p99 > limit.as_secs_f64()
-        {
-            reason = Some(format!(
-                "query p99 {} above {}",
-                seconds(p99),
-                seconds(limit.as_secs_f64())
-            ));
+        if let Some(limit) = config.guards.query_p99_limit {
+            // Not measured yet (the first scrape is only a baseline): the guard cannot
+            // clear a scale-out it has not judged.
+            let p99 = self.service_quantile(scrapes, "__query_p99", QUERY_DURATION, &none, 0.99);
+            reason = match p99 {
+                Some(p99) if p99 > limit.as_secs_f64() => Some(format!(
+                    "query p99 {} above {}",
+                    seconds(p99),
+                    seconds(limit.as_secs_f64())
+                )),
+                Some(_) => None,
+                None if reachable.is_empty() => None,
+                None => Some("query p99 not measured yet (first interval)".to_owned()),
+            };
         }
         // During a Sentinel failover Redis latency says nothing about load: suspended.
         let is_failing_over = reachable

@@ -95,10 +95,12 @@ target = 0.05
             TargetScrape {
                 url: "a".to_owned(),
                 scrape: Some(parse(&a)),
+                text: None,
             },
             TargetScrape {
                 url: "b".to_owned(),
                 scrape: b.map(|text| parse(&text)),
+                text: None,
             },
         ]
     };

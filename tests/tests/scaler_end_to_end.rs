@@ -248,6 +248,10 @@ async fn scales_out_under_load_in_when_idle_and_not_into_a_saturated_database() 
     let started = Instant::now();
     let mut timeline = Vec::new();
     let mut scaler = Scaler::new(scaler_config(&dir_path, "500ms"));
+    // SCALER_RECORD=path writes the trace replayed by scaler/tests/replay.rs.
+    if let Ok(path) = std::env::var("SCALER_RECORD") {
+        scaler.record_trace(Path::new(&path)).unwrap();
+    }
     let rig = Rig {
         fleet: &fleet,
         pg: &pg,
@@ -260,8 +264,15 @@ async fn scales_out_under_load_in_when_idle_and_not_into_a_saturated_database() 
     phase(&rig, &mut scaler, 20, &mut timeline).await;
     let peak = timeline.iter().map(|row| row.1).max().unwrap();
     assert!(peak >= 4, "scaled out under load: {timeline:?}");
-    let early = timeline[1].5.expect("latency under load");
-    let late = timeline.last().unwrap().5.expect("latency after scaling");
+    // Client p99 per second is noisy on 2 cores: compare medians of the first three
+    // seconds (one instance) and of the last five.
+    let median = |rows: &[Row]| {
+        let mut values: Vec<Duration> = rows.iter().filter_map(|row| row.5).collect();
+        values.sort();
+        values[values.len() / 2]
+    };
+    let early = median(&timeline[..3]);
+    let late = median(&timeline[timeline.len() - 5..]);
     assert!(
         late < early,
         "client p99 fell after scaling out ({early:?} → {late:?}): {timeline:?}"
