@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::process::Command;
 
 use crate::config::ActuatorConfig;
+use crate::kubernetes::Deployment;
 
 /// Carries out decisions.
 #[derive(Debug)]
@@ -81,7 +82,39 @@ impl Actuator {
             ActuatorConfig::None => "none",
             ActuatorConfig::Exec { .. } => "exec",
             ActuatorConfig::Compose { .. } => "compose",
+            ActuatorConfig::Kubernetes { .. } => "kubernetes",
         }
+    }
+
+    /// The Deployment of a `kubernetes` actuator (the token file is re-read every time:
+    /// projected service-account tokens rotate).
+    fn deployment(&self) -> Result<Deployment, String> {
+        let ActuatorConfig::Kubernetes {
+            api_server,
+            namespace,
+            deployment,
+            token_file,
+            timeout,
+        } = &self.config
+        else {
+            return Err("not a kubernetes actuator".to_owned());
+        };
+        let token = match token_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|error| format!("{}: {error}", path.display()))?
+                    .trim()
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        Ok(Deployment {
+            api_server: api_server.clone(),
+            namespace: namespace.clone(),
+            name: deployment.clone(),
+            token,
+            timeout: *timeout,
+        })
     }
 
     /// True when decisions are carried out (not `none`).
@@ -110,6 +143,7 @@ impl Actuator {
                 })
             }
             ActuatorConfig::Exec { .. } => Ok(targets),
+            ActuatorConfig::Kubernetes { .. } => self.deployment()?.current().await,
             ActuatorConfig::Compose {
                 binary,
                 project,
@@ -135,6 +169,7 @@ impl Actuator {
                 Ok(())
             }
             ActuatorConfig::None => Ok(()),
+            ActuatorConfig::Kubernetes { .. } => self.deployment()?.scale(desired).await,
             ActuatorConfig::Exec {
                 command,
                 service,

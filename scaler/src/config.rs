@@ -98,6 +98,22 @@ pub enum ActuatorConfig {
         #[serde(default = "thirty_seconds", with = "humantime_serde")]
         timeout: Duration,
     },
+    /// A Deployment's `scale` subresource through the API server (see `kubernetes`).
+    Kubernetes {
+        /// `http://host:port` (a `kubectl proxy` sidecar in a cluster until TLS lands).
+        api_server: String,
+        /// Namespace.
+        #[serde(default = "default_namespace")]
+        namespace: String,
+        /// Deployment name.
+        deployment: String,
+        /// Bearer token file (e.g. the service account's).
+        #[serde(default)]
+        token_file: Option<PathBuf>,
+        /// Per-request timeout.
+        #[serde(default = "ten_seconds", with = "humantime_serde")]
+        timeout: Duration,
+    },
     /// `docker compose -p P -f F up -d --no-deps --no-recreate --scale S=N S`.
     Compose {
         /// `docker` (with the compose plugin), `docker-compose` or `podman-compose`.
@@ -127,6 +143,12 @@ impl Default for TargetsConfig {
     }
 }
 
+fn default_namespace() -> String {
+    "default".to_owned()
+}
+fn ten_seconds() -> Duration {
+    Duration::from_secs(10)
+}
 fn one() -> u32 {
     1
 }
@@ -351,6 +373,13 @@ impl Config {
             && command.is_empty()
         {
             return fail("actuator.command is empty".to_owned());
+        }
+        if let ActuatorConfig::Kubernetes { api_server, .. } = &self.actuator
+            && !api_server.starts_with("http://")
+        {
+            return fail(format!(
+                "actuator.api_server = {api_server}: only http:// until TLS support lands; in a cluster run `kubectl proxy` as a sidecar and use http://127.0.0.1:8001"
+            ));
         }
         Ok(())
     }

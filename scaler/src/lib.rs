@@ -8,6 +8,8 @@ pub mod actuator;
 pub mod config;
 pub mod decide;
 mod http;
+pub mod http_client;
+pub mod kubernetes;
 pub mod scrape;
 pub mod signals;
 pub mod status;

@@ -5,29 +5,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
 use prometheus_parse::Scrape;
-use tokio::net::TcpStream;
 use tracing::{debug, warn};
 
 use crate::config::TargetsConfig;
+use crate::http_client::split_url;
 use crate::signals::TargetScrape;
-
-/// Largest `/metrics` body accepted.
-const MAX_BODY: usize = 16 * 1024 * 1024;
-
-/// `http://host:port/path` split into (authority, path).
-fn split_url(url: &str) -> Result<(&str, &str), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{url}: only http:// URLs are supported"))?;
-    Ok(match rest.find('/') {
-        Some(slash) => (&rest[..slash], &rest[slash..]),
-        None => (rest, "/metrics"),
-    })
-}
 
 /// The URLs to scrape this tick, deduplicated, in a stable order.
 pub async fn discover(targets: &TargetsConfig) -> Vec<String> {
@@ -62,41 +45,19 @@ pub async fn discover(targets: &TargetsConfig) -> Vec<String> {
     urls
 }
 
-/// GETs `url` within `timeout`; the body as text.
+/// GETs `url` within `timeout`; the body as text (`/metrics` when the URL has no path).
 pub async fn fetch(url: &str, timeout: Duration) -> Result<String, String> {
-    let (authority, path) = split_url(url)?;
-    let request = async {
-        let stream = TcpStream::connect(authority)
-            .await
-            .map_err(|error| format!("connect: {error}"))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|error| format!("handshake: {error}"))?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        let request = hyper::Request::get(path)
-            .header(hyper::header::HOST, authority)
-            .body(Empty::<Bytes>::new())
-            .map_err(|error| error.to_string())?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|error| format!("request: {error}"))?;
-        if !response.status().is_success() {
-            return Err(format!("HTTP {}", response.status()));
-        }
-        let body = http_body_util::Limited::new(response.into_body(), MAX_BODY)
-            .collect()
-            .await
-            .map_err(|error| format!("body: {error}"))?
-            .to_bytes();
-        String::from_utf8(body.to_vec()).map_err(|_| "the body is not UTF-8".to_owned())
+    let (_, path) = split_url(url)?;
+    let url = if path == "/" && !url.ends_with('/') {
+        format!("{url}/metrics")
+    } else {
+        url.to_owned()
     };
-    match tokio::time::timeout(timeout, request).await {
-        Ok(result) => result,
-        Err(_) => Err(format!("no answer within {timeout:?}")),
+    let reply = crate::http_client::request(hyper::Method::GET, &url, &[], None, timeout).await?;
+    if !(200..300).contains(&reply.status) {
+        return Err(format!("HTTP {}", reply.status));
     }
+    Ok(reply.body)
 }
 
 /// Parses Prometheus text; `None` for anything that is not.
@@ -154,7 +115,7 @@ mod tests {
             split_url("http://a:1/metrics").unwrap(),
             ("a:1", "/metrics")
         );
-        assert_eq!(split_url("http://a:1").unwrap(), ("a:1", "/metrics"));
+        assert_eq!(split_url("http://a:1").unwrap(), ("a:1", "/"));
         assert!(split_url("https://a:1").is_err());
         assert!(parse("<html>not metrics</html>").is_none_or(|scrape| scrape.samples.is_empty()));
         assert!(parse("# TYPE x gauge\nx 1\n# EOF\n").is_some());
