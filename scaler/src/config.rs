@@ -184,6 +184,8 @@ pub struct Config {
     pub interval: Duration,
     /// `/metrics`, `/keda`, `/health`, `/ready` (off when unset).
     pub listen: Option<String>,
+    /// KEDA's External Scaler gRPC service (feature `keda-grpc`; off when unset).
+    pub keda_grpc_listen: Option<String>,
     /// Fewest instances.
     pub min_replicas: u32,
     /// Most instances.
@@ -222,6 +224,7 @@ impl Default for Config {
         Config {
             interval: Duration::from_secs(5),
             listen: None,
+            keda_grpc_listen: None,
             min_replicas: 1,
             max_replicas: 10,
             tolerance: 0.1,

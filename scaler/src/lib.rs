@@ -9,6 +9,8 @@ pub mod config;
 pub mod decide;
 mod http;
 pub mod http_client;
+#[cfg(feature = "keda-grpc")]
+pub mod keda_grpc;
 pub mod kubernetes;
 pub mod scrape;
 pub mod signals;
@@ -239,6 +241,23 @@ pub async fn run(
                 scaler.config.interval,
             ))
         }
+        None => None,
+    };
+    let _grpc: Option<tokio::task::JoinHandle<()>> = match &scaler.config.keda_grpc_listen {
+        #[cfg(feature = "keda-grpc")]
+        Some(listen) => {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|error| anyhow::anyhow!("cannot listen on {listen}: {error}"))?;
+            info!(listen = %listener.local_addr()?, "serving KEDA's External Scaler gRPC service");
+            Some(keda_grpc::spawn(
+                listener,
+                scaler.status(),
+                scaler.config.interval,
+            ))
+        }
+        #[cfg(not(feature = "keda-grpc"))]
+        Some(_) => anyhow::bail!("keda_grpc_listen needs a scaler built with --features keda-grpc"),
         None => None,
     };
     info!(actuator = scaler.actuator.kind(), interval = ?scaler.config.interval, "scaler started");

@@ -49,7 +49,7 @@ install_test_dependencies() {
 install_client_matrix_drivers() {
     local requirements
     requirements="$(dirname "${BASH_SOURCE[0]}")/../../tests/clients/requirements.txt"
-    if python3 -c 'import psycopg, asyncpg, sqlalchemy, greenlet, redis' 2>/dev/null \
+    if python3 -c 'import psycopg, asyncpg, sqlalchemy, greenlet, redis, grpc, grpc_tools' 2>/dev/null \
         && python3 - "$requirements" <<'PY'
 import sys
 from importlib.metadata import version
