@@ -198,3 +198,40 @@ impl Status {
         String::from_utf8(out).unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dashboard_queries_only_exported_families() {
+        let status = Status::new();
+        let report = TickReport {
+            signals: vec![SignalReport {
+                name: "utilisation".to_owned(),
+                value: Some(0.5),
+                target: 0.7,
+                proposal: Some(2),
+            }],
+            direction: "up",
+            reason: "signals",
+            actuator_error: Some("x".to_owned()),
+            ..TickReport::default()
+        };
+        status.record(
+            &report,
+            &[("http://a/metrics".to_owned(), true)],
+            Instant::now(),
+        );
+        let rendered = status.render();
+        let dashboard = include_str!("../../deploy/grafana/scaler-dashboard.json");
+        let mut checked = 0;
+        for word in dashboard.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if word.starts_with("scaler_") {
+                assert!(rendered.contains(word), "{word} is not exported");
+                checked += 1;
+            }
+        }
+        assert!(checked >= 6);
+    }
+}
