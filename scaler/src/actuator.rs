@@ -94,6 +94,7 @@ impl Actuator {
             namespace,
             deployment,
             token_file,
+            ca_file,
             timeout,
         } = &self.config
         else {
@@ -108,7 +109,14 @@ impl Actuator {
             ),
             None => None,
         };
+        let tls = match ca_file {
+            Some(path) => Some(crate::http_client::tls_trusting(
+                &std::fs::read(path).map_err(|error| format!("{}: {error}", path.display()))?,
+            )?),
+            None => None,
+        };
         Ok(Deployment {
+            tls,
             api_server: api_server.clone(),
             namespace: namespace.clone(),
             name: deployment.clone(),

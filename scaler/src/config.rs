@@ -100,7 +100,7 @@ pub enum ActuatorConfig {
     },
     /// A Deployment's `scale` subresource through the API server (see `kubernetes`).
     Kubernetes {
-        /// `http://host:port` (a `kubectl proxy` sidecar in a cluster until TLS lands).
+        /// `https://kubernetes.default.svc` in a cluster, or `http://` (`kubectl proxy`).
         api_server: String,
         /// Namespace.
         #[serde(default = "default_namespace")]
@@ -110,6 +110,9 @@ pub enum ActuatorConfig {
         /// Bearer token file (e.g. the service account's).
         #[serde(default)]
         token_file: Option<PathBuf>,
+        /// CA bundle the API server's certificate must chain to (`https://`).
+        #[serde(default)]
+        ca_file: Option<PathBuf>,
         /// Per-request timeout.
         #[serde(default = "ten_seconds", with = "humantime_serde")]
         timeout: Duration,
@@ -377,12 +380,24 @@ impl Config {
         {
             return fail("actuator.command is empty".to_owned());
         }
-        if let ActuatorConfig::Kubernetes { api_server, .. } = &self.actuator
-            && !api_server.starts_with("http://")
+        if let ActuatorConfig::Kubernetes {
+            api_server,
+            ca_file,
+            ..
+        } = &self.actuator
         {
-            return fail(format!(
-                "actuator.api_server = {api_server}: only http:// until TLS support lands; in a cluster run `kubectl proxy` as a sidecar and use http://127.0.0.1:8001"
-            ));
+            let is_tls = api_server.starts_with("https://");
+            if !is_tls && !api_server.starts_with("http://") {
+                return fail(format!(
+                    "actuator.api_server = {api_server}: not an http(s):// URL"
+                ));
+            }
+            if is_tls && ca_file.is_none() {
+                return fail(
+                    "actuator.ca_file is needed for an https:// api_server (in a cluster: /var/run/secrets/kubernetes.io/serviceaccount/ca.crt)"
+                        .to_owned(),
+                );
+            }
         }
         Ok(())
     }

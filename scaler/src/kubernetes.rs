@@ -1,9 +1,8 @@
 //! The `kubernetes` actuator: a Deployment's `scale` subresource (autoscaling/v1 Scale)
 //! through the API server — GET for the count, PUT with the `resourceVersion` read (a 409
 //! re-reads and retries) — and a refusal when a HorizontalPodAutoscaler already scales the
-//! same Deployment. Plain HTTP only until TLS lands: in a cluster, point `api_server` at a
-//! `kubectl proxy` sidecar (`http://127.0.0.1:8001`), which authenticates with the pod's
-//! service account.
+//! same Deployment. In a cluster: `https://kubernetes.default.svc` with the service
+//! account's token and CA (or plain HTTP through a `kubectl proxy` sidecar).
 
 use std::time::Duration;
 
@@ -16,7 +15,7 @@ use crate::http_client::{Reply, request};
 const CONFLICT_RETRIES: usize = 3;
 
 /// Where the Deployment is and how to reach the API server.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Deployment {
     /// `http://host:port` of the API server (or of `kubectl proxy`).
     pub api_server: String,
@@ -26,6 +25,8 @@ pub struct Deployment {
     pub name: String,
     /// Bearer token (read from `token_file`), if any.
     pub token: Option<String>,
+    /// TLS trusting the cluster's CA (`https://` API servers).
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// Per-request timeout.
     pub timeout: Duration,
 }
@@ -69,7 +70,15 @@ impl Deployment {
     }
 
     async fn call(&self, method: Method, url: &str, body: Option<String>) -> Result<Reply, String> {
-        request(method, url, &self.headers(), body, self.timeout).await
+        request(
+            method,
+            url,
+            &self.headers(),
+            body,
+            self.tls.as_ref(),
+            self.timeout,
+        )
+        .await
     }
 
     /// The Scale object.

@@ -47,13 +47,14 @@ pub async fn discover(targets: &TargetsConfig) -> Vec<String> {
 
 /// GETs `url` within `timeout`; the body as text (`/metrics` when the URL has no path).
 pub async fn fetch(url: &str, timeout: Duration) -> Result<String, String> {
-    let (_, path) = split_url(url)?;
+    let (_, _, path) = split_url(url)?;
     let url = if path == "/" && !url.ends_with('/') {
         format!("{url}/metrics")
     } else {
         url.to_owned()
     };
-    let reply = crate::http_client::request(hyper::Method::GET, &url, &[], None, timeout).await?;
+    let reply =
+        crate::http_client::request(hyper::Method::GET, &url, &[], None, None, timeout).await?;
     if !(200..300).contains(&reply.status) {
         return Err(format!("HTTP {}", reply.status));
     }
@@ -113,10 +114,11 @@ mod tests {
     fn urls_split_and_garbage_is_rejected() {
         assert_eq!(
             split_url("http://a:1/metrics").unwrap(),
-            ("a:1", "/metrics")
+            (false, "a:1", "/metrics")
         );
-        assert_eq!(split_url("http://a:1").unwrap(), ("a:1", "/"));
-        assert!(split_url("https://a:1").is_err());
+        assert_eq!(split_url("http://a:1").unwrap(), (false, "a:1", "/"));
+        assert_eq!(split_url("https://a:1/x").unwrap(), (true, "a:1", "/x"));
+        assert!(split_url("ftp://a:1").is_err());
         assert!(parse("<html>not metrics</html>").is_none_or(|scrape| scrape.samples.is_empty()));
         assert!(parse("# TYPE x gauge\nx 1\n# EOF\n").is_some());
     }

@@ -140,34 +140,96 @@ async fn handle(request: Request<Incoming>, state: Arc<Mutex<ApiServer>>) -> Res
 }
 
 async fn start(state: Arc<Mutex<ApiServer>>) -> String {
+    start_with(state, None).await
+}
+
+/// Serves the stand-in, over TLS with `tls`; returns its base URL.
+async fn start_with(
+    state: Arc<Mutex<ApiServer>>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let base = match &tls {
+        Some(_) => format!("https://localhost:{}", addr.port()),
+        None => format!("http://{addr}"),
+    };
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
             let state = Arc::clone(&state);
+            let tls = tls.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |request| {
                     let state = Arc::clone(&state);
                     async move { Ok::<_, Infallible>(handle(request, state).await) }
                 });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                let builder = http1::Builder::new();
+                let _ = match tls {
+                    Some(tls) => match tokio_rustls::TlsAcceptor::from(tls).accept(stream).await {
+                        Ok(stream) => {
+                            builder
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await
+                        }
+                        Err(_) => return,
+                    },
+                    None => {
+                        builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await
+                    }
+                };
             });
         }
     });
-    format!("http://{addr}")
+    base
+}
+
+/// A CA and a `localhost` certificate it signed: (CA PEM, server TLS configuration).
+fn cluster_ca() -> (String, Arc<rustls::ServerConfig>) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let server_key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&server_key, &ca, &ca_key)
+        .unwrap();
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![server.der().clone()],
+            rustls_pki_types::PrivateKeyDer::try_from(server_key.serialize_der()).unwrap(),
+        )
+        .unwrap();
+    (ca.pem(), Arc::new(config))
 }
 
 fn actuator(api_server: &str, token_file: &std::path::Path, timeout: Duration) -> Actuator {
+    actuator_with_ca(api_server, token_file, None, timeout)
+}
+
+fn actuator_with_ca(
+    api_server: &str,
+    token_file: &std::path::Path,
+    ca_file: Option<&std::path::Path>,
+    timeout: Duration,
+) -> Actuator {
     Actuator::new(ActuatorConfig::Kubernetes {
         api_server: api_server.to_owned(),
         namespace: "shop".to_owned(),
         deployment: "app".to_owned(),
         token_file: Some(token_file.to_path_buf()),
+        ca_file: ca_file.map(std::path::Path::to_path_buf),
         timeout,
     })
 }
@@ -219,4 +281,32 @@ async fn scale_subresource_with_conflicts_auth_and_hpa() {
     assert!(impatient.scale(4, 2).await.is_err());
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(state.lock().unwrap().replicas, 4);
+}
+
+#[tokio::test]
+async fn https_with_the_cluster_ca() {
+    let state = Arc::new(Mutex::new(ApiServer {
+        replicas: 2,
+        resource_version: 7,
+        ..ApiServer::default()
+    }));
+    let (ca_pem, server_tls) = cluster_ca();
+    let api = start_with(Arc::clone(&state), Some(server_tls)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let ca = dir.path().join("ca.crt");
+    std::fs::write(&ca, &ca_pem).unwrap();
+    let mut kube = actuator_with_ca(&api, &token, Some(&ca), Duration::from_secs(2));
+    assert_eq!(kube.current(0).await.unwrap(), 2);
+    kube.scale(2, 3).await.unwrap();
+    assert_eq!(state.lock().unwrap().replicas, 3);
+    // A certificate from another CA is refused.
+    let (other_ca, _) = cluster_ca();
+    std::fs::write(&ca, other_ca).unwrap();
+    let error = kube.current(0).await.unwrap_err();
+    assert!(
+        error.contains("TLS") && error.to_lowercase().contains("certificate"),
+        "{error}"
+    );
 }
