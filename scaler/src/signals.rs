@@ -235,33 +235,29 @@ impl Collector {
                 .get(url)
                 .is_some_and(|at| now.saturating_duration_since(*at) >= warmup)
         };
+        let warm: Vec<bool> = scrapes
+            .iter()
+            .map(|target| is_warm(&target.url, &self.first_seen))
+            .collect();
+        let per_instance = |scrapes: &[TargetScrape], value: &dyn Fn(&Scrape) -> Option<f64>| {
+            scrapes
+                .iter()
+                .zip(&warm)
+                .map(|(target, is_warm)| InstanceSample {
+                    value: target.scrape.as_ref().and_then(value),
+                    is_ready: *is_warm,
+                })
+                .collect::<Vec<_>>()
+        };
         let mut signals = Vec::new();
         for (name, signal) in &config.signals {
             let reading = match &signal.source {
                 SignalSource::PoolUtilisation { database } => Reading::PerInstance {
-                    samples: scrapes
-                        .iter()
-                        .map(|target| InstanceSample {
-                            value: target
-                                .scrape
-                                .as_ref()
-                                .and_then(|scrape| pool_utilisation(scrape, database)),
-                            is_ready: is_warm(&target.url, &self.first_seen),
-                        })
-                        .collect(),
+                    samples: per_instance(scrapes, &|scrape| pool_utilisation(scrape, database)),
                     target: signal.target,
                 },
                 SignalSource::Gauge { metric, labels } => Reading::PerInstance {
-                    samples: scrapes
-                        .iter()
-                        .map(|target| InstanceSample {
-                            value: target
-                                .scrape
-                                .as_ref()
-                                .and_then(|scrape| sum_gauge(scrape, metric, labels)),
-                            is_ready: is_warm(&target.url, &self.first_seen),
-                        })
-                        .collect(),
+                    samples: per_instance(scrapes, &|scrape| sum_gauge(scrape, metric, labels)),
                     target: signal.target,
                 },
                 SignalSource::ClientWaitP99 => Reading::External {

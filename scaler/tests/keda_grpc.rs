@@ -4,11 +4,12 @@
 //! scaler's decisions. Built with `--features keda-grpc`.
 #![cfg(feature = "keda-grpc")]
 
+mod support;
+
 use std::time::Duration;
 
 use scaler::config::Config;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use support::{free_addr, serve};
 use tokio_util::sync::CancellationToken;
 
 const INSTALL: &str = "pip install -r tests/clients/requirements.txt";
@@ -16,30 +17,6 @@ const INSTALL: &str = "pip install -r tests/clients/requirements.txt";
 const BUSY_POOLER: &str = "pgbouncer_pools_server_active_connections{database=\"app\",user=\"app\"} 4\n\
 pgbouncer_pools_client_waiting_connections{database=\"app\",user=\"app\"} 3\n\
 pgbouncer_databases_pool_size{name=\"app\"} 4\n";
-
-async fn serve_metrics() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut request = vec![0u8; 4096];
-                let _ = stream.read(&mut request).await;
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{BUSY_POOLER}",
-                    BUSY_POOLER.len()
-                );
-                let _ = stream.write_all(response.as_bytes()).await;
-            });
-        }
-    });
-    format!("http://{addr}/metrics")
-}
-
-fn free_addr() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keda_calls_every_rpc() {
@@ -50,7 +27,7 @@ async fn keda_calls_every_rpc() {
         Ok(output) if output.status.success() => {}
         _ => panic!("python3 with grpcio and grpcio-tools is needed: {INSTALL}"),
     }
-    let metrics = serve_metrics().await;
+    let metrics = serve(BUSY_POOLER).await;
     let grpc = free_addr();
     let config = Config::from_toml(
         &format!(

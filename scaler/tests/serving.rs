@@ -3,12 +3,13 @@
 //! carries the scaler's families, `/ready` turns 200 after a successful scrape, and a
 //! target that answers garbage counts as down without stopping the loop.
 
+mod support;
+
 use std::time::Duration;
 
 use scaler::config::Config;
 use scaler::scrape::fetch;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use support::{free_addr, serve};
 use tokio_util::sync::CancellationToken;
 
 const BUSY_POOLER: &str = "# TYPE pgbouncer_pools_server_active_connections gauge\n\
@@ -17,34 +18,6 @@ pgbouncer_pools_server_active_connections{database=\"app\",user=\"app\"} 4\n\
 pgbouncer_pools_client_waiting_connections{database=\"app\",user=\"app\"} 6\n\
 # TYPE pgbouncer_databases_pool_size gauge\n\
 pgbouncer_databases_pool_size{name=\"app\"} 4\n";
-
-/// Serves `body` to every HTTP request (a stand-in `/metrics` endpoint).
-async fn serve(body: &'static str) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let mut request = vec![0u8; 4096];
-                let _ = stream.read(&mut request).await;
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(response.as_bytes()).await;
-            });
-        }
-    });
-    format!("http://{addr}/metrics")
-}
-
-fn free_addr() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
-}
 
 #[tokio::test]
 async fn keda_metrics_and_probes() {

@@ -129,6 +129,24 @@ async fn worker(index: usize, fleet: Arc<Fleet>, load: Arc<Load>, sql: Arc<Mutex
     }
 }
 
+/// The 12 load clients.
+fn spawn_workers(
+    fleet: &Arc<Fleet>,
+    load: &Arc<Load>,
+    sql: &Arc<Mutex<String>>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..12)
+        .map(|index| {
+            tokio::spawn(worker(
+                index,
+                Arc::clone(fleet),
+                Arc::clone(load),
+                Arc::clone(sql),
+            ))
+        })
+        .collect()
+}
+
 fn scaler_config(dir: &Path, query_limit: &str) -> Config {
     let text = format!(
         r#"
@@ -235,16 +253,7 @@ async fn scales_out_under_load_in_when_idle_and_not_into_a_saturated_database() 
     let load = Arc::new(Load::default());
     load.running.store(true, Ordering::Relaxed);
     let sql = Arc::new(Mutex::new("SELECT pg_sleep(0.01)".to_owned()));
-    let workers: Vec<_> = (0..12)
-        .map(|index| {
-            tokio::spawn(worker(
-                index,
-                Arc::clone(&fleet),
-                Arc::clone(&load),
-                Arc::clone(&sql),
-            ))
-        })
-        .collect();
+    let workers = spawn_workers(&fleet, &load, &sql);
     let started = Instant::now();
     let mut timeline = Vec::new();
     let mut scaler = Scaler::new(scaler_config(&dir_path, "500ms"));
@@ -291,16 +300,7 @@ async fn scales_out_under_load_in_when_idle_and_not_into_a_saturated_database() 
     let mut scaler_saturated = Scaler::new(scaler_config(&dir_path, "100ms"));
     *sql.lock().unwrap() = "SELECT pg_sleep(0.15)".to_owned();
     load.running.store(true, Ordering::Relaxed);
-    let workers: Vec<_> = (0..12)
-        .map(|index| {
-            tokio::spawn(worker(
-                index,
-                Arc::clone(&fleet),
-                Arc::clone(&load),
-                Arc::clone(&sql),
-            ))
-        })
-        .collect();
+    let workers = spawn_workers(&fleet, &load, &sql);
     let before = timeline.len();
     phase(&rig, &mut scaler_saturated, 8, &mut timeline).await;
     let saturated = &timeline[before..];

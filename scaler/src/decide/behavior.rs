@@ -143,28 +143,31 @@ fn change_in_period(events: &[ScaleEvent], period: Duration, now: Duration) -> u
         .sum()
 }
 
-/// The most instances the up-policies allow now (HPA's `calculateScaleUpLimitWithScalingRules`).
-pub fn scale_up_limit(
-    current: u32,
-    ups: &[ScaleEvent],
-    downs: &[ScaleEvent],
-    rules: &Rules,
-    now: Duration,
-) -> u32 {
+/// The limit the policies of one direction allow now (HPA's
+/// `calculateScaleUpLimitWithScalingRules` and `calculateScaleDownLimitWithBehaviors`).
+/// Each policy proposes a count from the count at its period's start; `Max` picks the
+/// largest change (the highest count up, the lowest down), `Min` the smallest.
+fn limit(current: u32, events: Events<'_>, rules: &Rules, is_up: bool, now: Duration) -> u32 {
     let mut result: Option<i64> = None;
     for policy in &rules.policies {
-        let start = i64::from(current) - i64::from(change_in_period(ups, policy.period, now))
-            + i64::from(change_in_period(downs, policy.period, now));
-        let proposed = match policy.kind {
-            PolicyKind::Pods => start + i64::from(policy.value),
-            PolicyKind::Percent => {
-                (start as f64 * (1.0 + f64::from(policy.value) / 100.0)).ceil() as i64
-            }
+        let start = i64::from(current)
+            - i64::from(change_in_period(events.ups, policy.period, now))
+            + i64::from(change_in_period(events.downs, policy.period, now));
+        let value = i64::from(policy.value);
+        let fraction = f64::from(policy.value) / 100.0;
+        let proposed = match (policy.kind, is_up) {
+            (PolicyKind::Pods, true) => start + value,
+            (PolicyKind::Pods, false) => start - value,
+            // Rounded up so that a small count can grow at all.
+            (PolicyKind::Percent, true) => (start as f64 * (1.0 + fraction)).ceil() as i64,
+            // Go's int32(float64) truncates toward zero.
+            (PolicyKind::Percent, false) => (start as f64 * (1.0 - fraction)) as i64,
         };
-        result = Some(match (rules.select, result) {
-            (_, None) => proposed,
-            (Select::Min, Some(best)) => best.min(proposed),
-            (_, Some(best)) => best.max(proposed),
+        let wants_larger_count = (rules.select == Select::Min) != is_up;
+        result = Some(match result {
+            None => proposed,
+            Some(best) if wants_larger_count => best.max(proposed),
+            Some(best) => best.min(proposed),
         });
     }
     match (rules.select, result) {
@@ -173,33 +176,14 @@ pub fn scale_up_limit(
     }
 }
 
-/// The fewest instances the down-policies allow now (HPA's `calculateScaleDownLimitWithBehaviors`).
-pub fn scale_down_limit(
-    current: u32,
-    ups: &[ScaleEvent],
-    downs: &[ScaleEvent],
-    rules: &Rules,
-    now: Duration,
-) -> u32 {
-    let mut result: Option<i64> = None;
-    for policy in &rules.policies {
-        let start = i64::from(current) - i64::from(change_in_period(ups, policy.period, now))
-            + i64::from(change_in_period(downs, policy.period, now));
-        let proposed = match policy.kind {
-            PolicyKind::Pods => start - i64::from(policy.value),
-            // Go's int32(float64) truncates toward zero.
-            PolicyKind::Percent => (start as f64 * (1.0 - f64::from(policy.value) / 100.0)) as i64,
-        };
-        result = Some(match (rules.select, result) {
-            (_, None) => proposed,
-            (Select::Min, Some(best)) => best.max(proposed),
-            (_, Some(best)) => best.min(proposed),
-        });
-    }
-    match (rules.select, result) {
-        (Select::Disabled, _) | (_, None) => current,
-        (_, Some(limit)) => clamp_u32(limit),
-    }
+/// The most instances the up-policies allow now.
+pub fn scale_up_limit(current: u32, events: Events<'_>, rules: &Rules, now: Duration) -> u32 {
+    limit(current, events, rules, true, now)
+}
+
+/// The fewest instances the down-policies allow now.
+pub fn scale_down_limit(current: u32, events: Events<'_>, rules: &Rules, now: Duration) -> u32 {
+    limit(current, events, rules, false, now)
 }
 
 fn clamp_u32(value: i64) -> u32 {
@@ -245,15 +229,14 @@ pub fn limit_rate(
     now: Duration,
 ) -> (u32, bool) {
     let (min, max) = bounds;
-    let Events { ups, downs } = events;
     if desired > current {
-        let limit = scale_up_limit(current, ups, downs, &behavior.up, now).max(current);
+        let limit = scale_up_limit(current, events, &behavior.up, now).max(current);
         let allowed = max.min(limit);
         if desired > allowed {
             return (allowed, true);
         }
     } else if desired < current {
-        let limit = scale_down_limit(current, ups, downs, &behavior.down, now).min(current);
+        let limit = scale_down_limit(current, events, &behavior.down, now).min(current);
         let allowed = min.max(limit);
         if desired < allowed {
             return (allowed, true);
