@@ -11,7 +11,7 @@ mod cacheproxy_support;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cacheproxy_support::TestProxy;
 use integration_tests::{RedisOptions, RedisSet};
@@ -41,36 +41,20 @@ fn run_python(name: &str, args: &[String], summary: &str) -> String {
         ),
         Ok(_) => {}
     }
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let log_file = log.reopen().unwrap();
-    let mut child = Command::new("python3")
+    let mut command = Command::new("python3");
+    command
         .arg(script(name))
         .args(args)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("PYTHONUNBUFFERED", "1")
-        .env_remove("REDISCLI_AUTH")
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone().unwrap())
-        .stderr(log_file)
-        .spawn()
-        .unwrap_or_else(|error| panic!("python3 {name}: {error}"));
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let output = std::fs::read_to_string(log.path()).unwrap_or_default();
-    match status {
-        None => panic!("{name} still running after {RUN_TIMEOUT:?}, killed:\n{output}"),
-        Some(status) => assert!(status.success(), "{name} failed ({status}):\n{output}"),
-    }
+        .env_remove("REDISCLI_AUTH");
+    let output = integration_tests::process::run_command(command, RUN_TIMEOUT)
+        .unwrap_or_else(|error| panic!("{name}: {error:#}"));
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(
         output.lines().any(|line| line.starts_with(summary)),
         "{name} printed no summary:\n{output}"

@@ -284,3 +284,59 @@ async fn hello_reply_and_subscribers_behave_like_redis() {
     assert_eq!(integer(&mut writer, &["WAIT", "1", "5000"]).await, 1);
     proxy.stop().await;
 }
+
+/// Sends `pipeline` in one write to `addr` and reads `replies` replies.
+async fn pipelined(
+    addr: std::net::SocketAddr,
+    pipeline: &[&[&str]],
+    replies: usize,
+) -> Vec<String> {
+    let mut client = RawClient::connect(addr).await;
+    let mut bytes = Vec::new();
+    for args in pipeline {
+        bytes.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+        for arg in *args {
+            bytes.extend_from_slice(format!("${}\r\n{arg}\r\n", arg.len()).as_bytes());
+        }
+    }
+    client.send(&bytes).await;
+    let mut got = Vec::new();
+    for _ in 0..replies {
+        got.push(text(&client.read_value().await));
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_pubsub_replies_match_redis() {
+    let set = RedisSet::start_async(RedisOptions::default())
+        .await
+        .unwrap();
+    let proxy = TestProxy::in_front_of(&set, |_| {}).await;
+    let master = set.master().unwrap().addr();
+    // Confirmations are replies in order; in RESP2 Pub/Sub mode commands the proxy would
+    // answer itself get Redis' context error; the state after UNSUBSCRIBE is Redis'.
+    let pipeline: &[&[&str]] = &[
+        &["SET", "pp:k", "1"],
+        &["SUBSCRIBE", "pp:a", "pp:b"],
+        &["CLIENT", "GETNAME"],
+        &["HELLO", "3"],
+        &["PING"],
+        &["UNSUBSCRIBE"],
+        &["PERSIST", "pp:k"],
+        &["MULTI"],
+        &["INCR", "pp:k"],
+        &["EXEC"],
+        &["GET", "pp:k"],
+    ];
+    // 11 commands, SUBSCRIBE and UNSUBSCRIBE two confirmations each.
+    let direct = pipelined(master, pipeline, 13).await;
+    let _: () = redis::cmd("SET")
+        .arg("pp:k")
+        .arg("1")
+        .query(&mut set.master().unwrap().connection().unwrap())
+        .unwrap();
+    let through = pipelined(proxy.addr, pipeline, 13).await;
+    assert_eq!(through, direct);
+    proxy.stop().await;
+}

@@ -139,6 +139,13 @@ impl ClientConnection {
         ) {
             self.is_registry_stale = true;
         }
+        if matches!(
+            routed.target,
+            Target::Local(_) | Target::Client(_) | Target::Control
+        ) && let Some(step) = self.refuse_in_subscribed_context(seq, request)
+        {
+            return step;
+        }
         match routed.target {
             Target::Local(command) => self.answer_local(seq, command, request),
             Target::Client(command) => self.answer_client(seq, command, request),
@@ -187,6 +194,46 @@ impl ClientConnection {
         }
         self.refresh_decoder_limits();
         Step::Done
+    }
+
+    /// A command the proxy answers itself, from a RESP2 client in Pub/Sub mode: refused
+    /// with Redis' own error (after earlier replies, so that the state is settled), except
+    /// the ones Redis allows there (PING, QUIT, RESET; HELLO says it itself).
+    fn refuse_in_subscribed_context(&mut self, seq: u64, request: &Request) -> Option<Step> {
+        let is_subscribed = |session: &Option<PinnedSession>| {
+            session
+                .as_ref()
+                .is_some_and(PinnedSession::is_in_subscribed_context)
+        };
+        let is_allowed = matches!(
+            special(request.name()),
+            Some(Special::Ping | Special::Quit | Special::Reset | Special::Hello)
+        );
+        if is_allowed || !is_subscribed(&self.pinned) {
+            return None;
+        }
+        if self.replies.has_pending_before(seq) {
+            return Some(Step::Wait);
+        }
+        if !is_subscribed(&self.pinned) {
+            return None;
+        }
+        let mut name = String::from_utf8_lossy(request.name()).to_ascii_lowercase();
+        if name == "client"
+            && let Some(sub) = request.arg(1)
+        {
+            name = format!(
+                "{name}|{}",
+                String::from_utf8_lossy(sub).to_ascii_lowercase()
+            );
+        }
+        self.reply_error(
+            seq,
+            &format!(
+                "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+            ),
+        );
+        Some(Step::Done)
     }
 
     /// Before a local `HELLO`: a pinned connection switches protocol itself (keeping its

@@ -38,6 +38,9 @@ enum Awaiting {
     },
     /// For a command the proxy sent itself (restoring SELECT): dropped.
     Silent,
+    /// The client's (un)subscribe command `seq`: its confirmations (or an error) are its
+    /// reply, in order with the replies around it.
+    Confirmations { seq: u64, sent_at: Instant },
 }
 
 /// Where one upstream frame goes.
@@ -47,6 +50,11 @@ enum FrameClass {
         seq: u64,
         effect: Effect,
         is_error: bool,
+    },
+    /// One confirmation of (un)subscribe command `seq`; the reply ends with the last one.
+    Confirmation {
+        seq: u64,
+        is_last: bool,
     },
     OutOfBand,
     Swallow,
@@ -158,7 +166,7 @@ impl PinnedSession {
     pub fn is_awaiting(&self) -> bool {
         self.awaiting
             .iter()
-            .any(|awaiting| matches!(awaiting, Awaiting::Reply { .. }))
+            .any(|awaiting| !matches!(awaiting, Awaiting::Silent))
     }
 
     /// Switches the connection to `protocol` (`HELLO n` without the client's credentials
@@ -173,6 +181,12 @@ impl PinnedSession {
         self.connection.protocol = protocol;
     }
 
+    /// True in RESP2 Pub/Sub mode, where the server accepts only (un)subscribe commands,
+    /// PING, QUIT and RESET (subscriptions held or being confirmed).
+    pub fn is_in_subscribed_context(&self) -> bool {
+        self.connection.protocol == RespVersion::Resp2 && self.subscriptions.will_be_subscribed()
+    }
+
     /// True while subscribed (its close must be waited for before `PUBLISH` counts).
     pub fn is_subscribed(&self) -> bool {
         !self.subscriptions.is_idle()
@@ -183,24 +197,38 @@ impl PinnedSession {
         self.pool.epoch()
     }
 
-    /// Queues `request` (client request `seq`); false when it gets no reply slot of its own
-    /// (subscribe commands, answered by confirmations).
+    /// Queues `request` (client request `seq`). Every request gets its reply in order:
+    /// (un)subscribe commands get their confirmations as their reply.
     pub fn send(&mut self, request: &Request, seq: u64) -> bool {
         let mut effect = Effect::None;
         let is_in_multi = self.is_in_multi;
-        match special(request.name()) {
-            Some(Special::Subscribe(kind)) if !is_in_multi => {
-                self.subscriptions
-                    .on_command(kind, true, request.argc().saturating_sub(1), false);
-                self.out.extend_from_slice(request.as_bytes());
-                return false;
-            }
-            Some(Special::Unsubscribe(kind)) if !is_in_multi => {
-                self.subscriptions
-                    .on_command(kind, false, request.argc().saturating_sub(1), false);
-                self.out.extend_from_slice(request.as_bytes());
-                return false;
-            }
+        let subscription = match special(request.name()) {
+            Some(Special::Subscribe(kind)) if !is_in_multi => Some((kind, true)),
+            Some(Special::Unsubscribe(kind)) if !is_in_multi => Some((kind, false)),
+            _ => None,
+        };
+        if let Some((kind, is_subscribe)) = subscription {
+            self.subscriptions
+                .on_command_names(kind, is_subscribe, request.args().skip(1), false);
+            self.out.extend_from_slice(request.as_bytes());
+            self.awaiting.push_back(Awaiting::Confirmations {
+                seq,
+                sent_at: Instant::now(),
+            });
+            return true;
+        }
+        let special = special(request.name());
+        if self.is_in_subscribed_context() && special != Some(Special::Ping) {
+            // RESP2 Pub/Sub mode: the server refuses it with an error; no state changes.
+            self.out.extend_from_slice(request.as_bytes());
+            self.awaiting.push_back(Awaiting::Reply {
+                seq,
+                effect,
+                sent_at: Instant::now(),
+            });
+            return true;
+        }
+        match special {
             Some(Special::Multi) => self.is_in_multi = true,
             // Without MULTI they are errors and WATCHed keys stay watched.
             Some(Special::Exec | Special::Discard) if is_in_multi => {
@@ -322,6 +350,11 @@ impl PinnedSession {
         match class {
             FrameClass::Swallow => {}
             FrameClass::OutOfBand => outputs.push(PinnedOutput::OutOfBand(bytes)),
+            FrameClass::Confirmation { seq, is_last } => outputs.push(PinnedOutput::Reply {
+                seq,
+                bytes,
+                is_complete: is_complete && is_last,
+            }),
             FrameClass::Reply {
                 seq,
                 effect,
@@ -367,11 +400,21 @@ impl PinnedSession {
                     is_subscribe,
                     name,
                 } => {
-                    let is_silent = self.subscriptions.on_confirmation(kind, is_subscribe, name);
-                    return if is_silent {
-                        FrameClass::Swallow
-                    } else {
-                        FrameClass::OutOfBand
+                    let confirmed = self.subscriptions.on_confirmation(kind, is_subscribe, name);
+                    if confirmed.is_silent {
+                        return FrameClass::Swallow;
+                    }
+                    return match self.awaiting.front() {
+                        Some(&Awaiting::Confirmations { seq, .. }) if confirmed.was_expected => {
+                            if confirmed.is_last {
+                                self.awaiting.pop_front();
+                            }
+                            FrameClass::Confirmation {
+                                seq,
+                                is_last: confirmed.is_last,
+                            }
+                        }
+                        _ => FrameClass::OutOfBand,
                     };
                 }
                 PubSubFrame::Other if kind == Some(ValueKind::Push) => {
@@ -381,11 +424,19 @@ impl PinnedSession {
             }
         }
         let is_error = kind == Some(ValueKind::Error);
-        if self.awaiting.is_empty() {
+        let answers_subscription =
+            matches!(self.awaiting.front(), Some(Awaiting::Confirmations { .. }));
+        if is_error
+            && (answers_subscription || self.awaiting.is_empty())
+            && self.subscriptions.is_expecting()
+        {
             // An error answering a subscribe command instead of its confirmations.
-            if is_error && self.subscriptions.is_expecting() && self.subscriptions.on_error() {
+            let is_silent = self.subscriptions.on_error();
+            if is_silent || !answers_subscription {
                 return FrameClass::Swallow;
             }
+        }
+        if self.awaiting.is_empty() {
             return FrameClass::OutOfBand;
         }
         self.next_reply(is_error)
@@ -413,6 +464,9 @@ impl PinnedSession {
                 effect,
                 is_error,
             },
+            Some(Awaiting::Confirmations { seq, .. }) => {
+                FrameClass::Confirmation { seq, is_last: true }
+            }
             Some(Awaiting::Silent) => FrameClass::Swallow,
             None => FrameClass::OutOfBand,
         }
@@ -423,7 +477,9 @@ impl PinnedSession {
         self.awaiting
             .iter()
             .find_map(|awaiting| match awaiting {
-                Awaiting::Reply { sent_at, .. } => Some(sent_at.elapsed()),
+                Awaiting::Reply { sent_at, .. } | Awaiting::Confirmations { sent_at, .. } => {
+                    Some(sent_at.elapsed())
+                }
                 Awaiting::Silent => None,
             })
             .unwrap_or_default()
@@ -476,7 +532,7 @@ impl PinnedSession {
         let unanswered = streaming
             .into_iter()
             .chain(self.awaiting.iter().filter_map(|awaiting| match awaiting {
-                Awaiting::Reply { seq, .. } => Some(*seq),
+                Awaiting::Reply { seq, .. } | Awaiting::Confirmations { seq, .. } => Some(*seq),
                 Awaiting::Silent => None,
             }))
             .collect();

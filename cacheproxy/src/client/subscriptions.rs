@@ -20,6 +20,17 @@ struct Expected {
     is_silent: bool,
 }
 
+/// What one confirmation answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Confirmed {
+    /// A command the proxy sent itself (re-subscription): not forwarded.
+    pub is_silent: bool,
+    /// The last confirmation its command gets.
+    pub is_last: bool,
+    /// A command was waiting for it (else it is unsolicited).
+    pub was_expected: bool,
+}
+
 /// A Pub/Sub frame recognised by its first element.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PubSubFrame {
@@ -77,6 +88,9 @@ pub struct Subscriptions {
     patterns: HashSet<Bytes>,
     shard_channels: HashSet<Bytes>,
     expected: VecDeque<Expected>,
+    /// What the subscriptions will be once every command sent is confirmed (the server
+    /// decides what a pipelined command after them may do: RESP2 Pub/Sub mode).
+    predicted: [HashSet<Bytes>; 3],
 }
 
 impl Subscriptions {
@@ -110,6 +124,36 @@ impl Subscriptions {
         !self.expected.is_empty()
     }
 
+    /// True when, once every command sent so far is confirmed, something is subscribed.
+    pub fn will_be_subscribed(&self) -> bool {
+        self.predicted.iter().any(|set| !set.is_empty())
+    }
+
+    /// Records a sent (un)subscribe command with `names` arguments (the channel or
+    /// pattern names, for the prediction).
+    pub fn on_command_names<'a>(
+        &mut self,
+        kind: PubSubKind,
+        is_subscribe: bool,
+        names: impl Iterator<Item = &'a [u8]>,
+        is_silent: bool,
+    ) {
+        let index = kind as usize;
+        let mut count = 0;
+        for name in names {
+            count += 1;
+            if is_subscribe {
+                self.predicted[index].insert(Bytes::copy_from_slice(name));
+            } else {
+                self.predicted[index].remove(name);
+            }
+        }
+        if count == 0 && !is_subscribe {
+            self.predicted[index].clear();
+        }
+        self.on_command(kind, is_subscribe, count, is_silent);
+    }
+
     /// Records a sent (un)subscribe command with `names` arguments.
     pub fn on_command(
         &mut self,
@@ -130,13 +174,14 @@ impl Subscriptions {
         });
     }
 
-    /// Applies a confirmation; true when it answers a silent (proxy-sent) command.
+    /// Applies a confirmation; says whether it answers a silent (proxy-sent) command and
+    /// whether it is the last one its command gets.
     pub fn on_confirmation(
         &mut self,
         kind: PubSubKind,
         is_subscribe: bool,
         name: Option<Bytes>,
-    ) -> bool {
+    ) -> Confirmed {
         let current = self.set(kind).len();
         if let Some(name) = name {
             if is_subscribe {
@@ -146,23 +191,47 @@ impl Subscriptions {
             }
         }
         let Some(front) = self.expected.front_mut() else {
-            return false;
+            return Confirmed {
+                is_silent: false,
+                is_last: false,
+                was_expected: false,
+            };
         };
         let is_silent = front.is_silent;
         let remaining = front.remaining.get_or_insert(current.max(1));
         *remaining = remaining.saturating_sub(1);
-        if *remaining == 0 {
+        let is_last = *remaining == 0;
+        if is_last {
             self.expected.pop_front();
+            self.settle_prediction();
         }
-        is_silent
+        Confirmed {
+            is_silent,
+            is_last,
+            was_expected: true,
+        }
     }
 
     /// Gives up on the oldest expected confirmation (the server answered its command with
     /// an error instead); true when it was silent.
     pub fn on_error(&mut self) -> bool {
-        self.expected
+        let is_silent = self
+            .expected
             .pop_front()
-            .is_some_and(|expected| expected.is_silent)
+            .is_some_and(|expected| expected.is_silent);
+        self.settle_prediction();
+        is_silent
+    }
+
+    /// With nothing pending, the prediction is what the server confirmed.
+    fn settle_prediction(&mut self) {
+        if self.expected.is_empty() {
+            self.predicted = [
+                self.channels.clone(),
+                self.patterns.clone(),
+                self.shard_channels.clone(),
+            ];
+        }
     }
 
     /// The commands that restore every subscription on a new connection, and the state to
@@ -189,7 +258,7 @@ impl Subscriptions {
             let mut args: Vec<&[u8]> = vec![name];
             args.extend(set.iter().map(Bytes::as_ref));
             commands.push(Request::from_args(&args));
-            fresh.on_command(kind, true, set.len(), true);
+            fresh.on_command_names(kind, true, set.iter().map(Bytes::as_ref), true);
         }
         (commands, fresh)
     }
@@ -215,7 +284,11 @@ mod tests {
                 kind,
                 is_subscribe,
                 name,
-            } => subscriptions.on_confirmation(kind, is_subscribe, name),
+            } => {
+                subscriptions
+                    .on_confirmation(kind, is_subscribe, name)
+                    .is_silent
+            }
             other => panic!("not a confirmation: {other:?}"),
         }
     }
