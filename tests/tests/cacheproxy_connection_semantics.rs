@@ -340,3 +340,47 @@ async fn pipelined_pubsub_replies_match_redis() {
     assert_eq!(through, direct);
     proxy.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn select_inside_multi_moves_this_client_only() {
+    let set = RedisSet::start_async(RedisOptions::default())
+        .await
+        .unwrap();
+    let proxy = TestProxy::in_front_of(&set, |config| config.pinned_pool_size = 1).await;
+    let mut client = proxy.raw().await;
+    for (args, reply) in [
+        (&["MULTI"][..], "+OK\r\n"),
+        (&["SELECT", "3"][..], "+QUEUED\r\n"),
+        (&["SET", "sel:k", "v"][..], "+QUEUED\r\n"),
+        (&["EXEC"][..], "*2\r\n+OK\r\n+OK\r\n"),
+        // The client is on database 3 now, as with Redis.
+        (&["DEL", "sel:k"][..], ":1\r\n"),
+        (&["SELECT", "0"][..], "+OK\r\n"),
+        (&["SET", "sel:zero", "0"][..], "+OK\r\n"),
+    ] {
+        client.command(args).await;
+        client.expect(reply).await;
+    }
+    drop(client);
+    // Other clients get pinned connections on database 0, never one left on 3.
+    for round in 0..4 {
+        let mut other = proxy.raw().await;
+        let key = format!("sel:other{round}");
+        for (args, reply) in [
+            (vec!["MULTI"], "+OK\r\n"),
+            (vec!["SET", key.as_str(), "1"], "+QUEUED\r\n"),
+            (vec!["EXEC"], "*1\r\n+OK\r\n"),
+            (vec!["GET", "sel:zero"], "$1\r\n0\r\n"),
+        ] {
+            other.command(&args).await;
+            other.expect(reply).await;
+        }
+        let value: Option<String> = set.master().unwrap().query(&["GET", &key]).unwrap();
+        assert_eq!(
+            value.as_deref(),
+            Some("1"),
+            "round {round}: written to database 0"
+        );
+    }
+    proxy.stop().await;
+}

@@ -25,6 +25,12 @@ enum Effect {
     Tracking(bool),
     NoTouch(bool),
     Monitor,
+    /// EXEC of a transaction that queued `SELECT db` as its `index`-th command: the
+    /// database changes if that element of the reply is `+OK`.
+    ExecSelect {
+        index: usize,
+        db: i64,
+    },
 }
 
 /// A regular reply the connection owes.
@@ -78,6 +84,16 @@ pub enum PinnedOutput {
     Selected(i64),
 }
 
+/// True when element `index` of an EXEC reply (`frame`, whole) is `+OK`.
+fn exec_element_is_ok(frame: &[u8], index: usize) -> bool {
+    match Value::decode(frame) {
+        Ok(Some((Value::Array(items), _))) => {
+            matches!(items.get(index), Some(Value::Simple(text)) if text.as_ref() == b"OK")
+        }
+        _ => false,
+    }
+}
+
 /// What a lost session leaves behind for the client to repair.
 #[derive(Debug)]
 pub struct LostSession {
@@ -105,6 +121,11 @@ pub struct PinnedSession {
     awaiting: VecDeque<Awaiting>,
     subscriptions: Subscriptions,
     is_in_multi: bool,
+    /// Commands queued in the open transaction, and the last `SELECT` among them.
+    multi_queued: usize,
+    multi_select: Option<(usize, i64)>,
+    /// A `SELECT` ran where its outcome was not seen: RESET before reuse.
+    is_db_uncertain: bool,
     is_watching: bool,
     is_tracking: bool,
     is_no_touch: bool,
@@ -139,6 +160,9 @@ impl PinnedSession {
             awaiting: VecDeque::new(),
             subscriptions: Subscriptions::default(),
             is_in_multi: false,
+            multi_queued: 0,
+            multi_select: None,
+            is_db_uncertain: false,
             is_watching: false,
             is_tracking: false,
             is_no_touch: false,
@@ -229,12 +253,39 @@ impl PinnedSession {
             return true;
         }
         match special {
-            Some(Special::Multi) => self.is_in_multi = true,
-            // Without MULTI they are errors and WATCHed keys stay watched.
-            Some(Special::Exec | Special::Discard) if is_in_multi => {
+            Some(Special::Multi) if !is_in_multi => {
+                self.is_in_multi = true;
+                self.multi_queued = 0;
+                self.multi_select = None;
+            }
+            // Refused inside MULTI (nested MULTI, WATCH): not queued.
+            Some(Special::Multi) => {}
+            Some(Special::Watch) if is_in_multi => {}
+            Some(Special::Exec) if is_in_multi => {
+                if let Some((index, db)) = self.multi_select.take() {
+                    effect = Effect::ExecSelect { index, db };
+                }
                 self.is_in_multi = false;
                 self.is_watching = false;
             }
+            // Without MULTI they are errors and WATCHed keys stay watched.
+            Some(Special::Discard) if is_in_multi => {
+                self.multi_select = None;
+                self.is_in_multi = false;
+                self.is_watching = false;
+            }
+            Some(Special::Select) if is_in_multi => {
+                // Runs at EXEC; until its outcome is seen the connection's db is uncertain.
+                self.is_db_uncertain = true;
+                if let Some(db) = request
+                    .arg(1)
+                    .and_then(|arg| std::str::from_utf8(arg).ok()?.parse().ok())
+                {
+                    self.multi_select = Some((self.multi_queued, db));
+                }
+                self.multi_queued += 1;
+            }
+            _ if is_in_multi => self.multi_queued += 1,
             Some(Special::Watch) if !is_in_multi => self.is_watching = true,
             Some(Special::Unwatch) if !is_in_multi => self.is_watching = false,
             Some(Special::Select) if !is_in_multi => {
@@ -362,7 +413,7 @@ impl PinnedSession {
             } => {
                 outputs.push(PinnedOutput::Reply {
                     seq,
-                    bytes,
+                    bytes: bytes.clone(),
                     is_complete,
                 });
                 if is_complete && !is_error {
@@ -372,6 +423,11 @@ impl PinnedSession {
                         Effect::Tracking(is_on) => self.is_tracking = is_on,
                         Effect::NoTouch(is_on) => self.is_no_touch = is_on,
                         Effect::Monitor => self.is_monitor = true,
+                        Effect::ExecSelect { index, db } => {
+                            if exec_element_is_ok(&bytes, index) {
+                                outputs.push(PinnedOutput::Selected(db));
+                            }
+                        }
                     }
                 }
             }
@@ -501,7 +557,8 @@ impl PinnedSession {
             && self.streaming.is_none()
     }
 
-    /// Gives the connection back to its pool, reset if state may remain.
+    /// Gives the connection back to its pool, reset if state may remain (including a
+    /// database a transaction may have selected).
     pub fn release(self, db: i64) {
         self.release_closing(db, None);
     }
@@ -509,13 +566,15 @@ impl PinnedSession {
     /// [`PinnedSession::release`] for a closing client; `closing` counts it until its
     /// subscriptions are gone upstream.
     pub fn release_closing(self, db: i64, closing: Option<ClosingSubscriber>) {
-        let state = if self.is_releasable(db) && self.connection.buf.is_empty() {
-            Checkin::Clean
-        } else if self.awaiting.is_empty() && self.scanner.is_idle() && self.streaming.is_none() {
-            Checkin::Dirty
-        } else {
-            Checkin::Busy
-        };
+        let state =
+            if self.is_releasable(db) && self.connection.buf.is_empty() && !self.is_db_uncertain {
+                Checkin::Clean
+            } else if self.awaiting.is_empty() && self.scanner.is_idle() && self.streaming.is_none()
+            {
+                Checkin::Dirty
+            } else {
+                Checkin::Busy
+            };
         let PinnedSession {
             connection, pool, ..
         } = self;
