@@ -6,8 +6,9 @@
 [--show-script] [-v]
 
 Modules (tests/clients/redisdiff/): resp.py wire format and reply reader, commands.py data
-command generators, script.py per-client session state and steps, runner.py running a
-script on one endpoint, compare.py normalisation and the first difference."""
+command generators, blocking.py blocking commands and streams, pubsub.py the Pub/Sub model,
+script.py per-client session state and steps, runner.py running a script on one endpoint,
+compare.py normalisation and the first difference."""
 
 import argparse
 import os
@@ -41,8 +42,12 @@ def parse_args(argv):
 
 def print_script(script):
     for c, j, step in script.ordered():
-        print("  client %d step %d db %d RESP%d: %s" % (c, j, step.db, step.proto,
-                                                         " | ".join(map(repr, step.cmds))))
+        cmds = " | ".join(repr(cmd) + ("" if (cmd.nrep, cmd.npush) == (1, 0) else
+                                       " [%d+%d frames]" % (cmd.nrep, cmd.npush))
+                          for cmd in step.cmds)
+        deliver = "".join("; then %d from client %d" % (n, x) for x, n in step.deliver)
+        print("  client %d step %d db %d RESP%d: %s%s" % (c, j, step.db, step.proto, cmds,
+                                                           deliver))
 
 
 def run_seed(seed, args, direct, proxy):

@@ -6,7 +6,8 @@ while it waits, so a blocking command on an empty key always answers nil (RESP2 
 `_`) after its timeout and on a non-empty key answers at once. Inside MULTI they never block.
 
 A timeout on an empty key costs about 100 ms on a stock server (hz 10 wakes the event loop
-every 100 ms), so script.py weights BLOCKING low outside MULTI and high inside it (free).
+every 100 ms), so script.py weights BLOCKING low outside MULTI and high inside it (free);
+FILLED (a push to the first key, then the blocking command: an immediate reply) is free too.
 The timeouts are 0.01-0.05 s (XREAD BLOCK 10-50 ms); 0 (wait forever) is never generated.
 XADD ids come from the client's counter Ctx.seq, so they increase in every database and
 XREAD / XRANGE replies are the same on both endpoints."""
@@ -120,6 +121,24 @@ def c_zfill(g):
     for i in range(g.r.randint(1, 3)):
         args += [g.num(-5, 5), b"b%d" % g.r.randint(0, 5)]
     return Cmd(args)
+
+
+def c_filled(g):
+    """[a write that makes the first key non-empty, a blocking command on it]: two commands,
+    pipelined in one step or sent as the last of one step and the first of the next."""
+    r = g.r
+    cmd = r.choice([c_blpop, c_blmove, c_blmpop, c_bzpop, c_xread])(g)
+    a = cmd.args
+    if a[0] == b"XREAD":
+        at = a.index(b"STREAMS") + 1
+        g.seq += 1
+        a[at + (len(a) - at) // 2] = b"%d-0" % g.seq  # just below the entry added now
+        return [Cmd([b"XADD", a[at], b"%d-1" % g.seq, b"f", g.value(big=0)]), cmd]
+    key = a[3] if a[0] in (b"BLMPOP", b"BZMPOP") else a[1]
+    if a[0].startswith(b"BZ"):
+        return [Cmd([b"ZADD", key, g.num(-3, 3), r.choice([b"m1", b"m2", b"b1"])]), cmd]
+    values = [g.value(big=0) for _ in range(r.randint(1, 2))]
+    return [Cmd([r.choice([b"RPUSH", b"LPUSH"]), key] + values), cmd]
 
 
 STREAM = [(2, c_xadd), (1, c_xrange), (0.5, c_zfill)]

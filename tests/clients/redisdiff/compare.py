@@ -1,6 +1,7 @@
 # Owns the comparison of two runs of one script: per-command reply normalisation (TTL
-# class, unordered replies, HELLO's server-specific fields, EXEC element-wise), finding the
-# first difference in execution order, and the text of the failure report.
+# class, unordered replies, HELLO's server-specific fields, EXEC element-wise, UNSUBSCRIBE
+# without arguments as a set), splitting a step's frames into per-command replies and
+# pushes, finding the first difference in execution order, and the failure report's text.
 
 from .runner import Failure
 
@@ -72,6 +73,48 @@ def same(tag, a, b):
     return normalise(tag, a[1]) == normalise(tag, b[1])
 
 
+def unsub_kind(tree):
+    if tree[0] in "*>" and tree[1] is not None and len(tree[1]) == 3:
+        head = tree[1][0]
+        if head[0] == "$" and head[1] in (b"unsubscribe", b"punsubscribe"):
+            return (tree[0], head[1])
+    return None
+
+
+def unsub_set(frames):
+    """Runs of (p)unsubscribe frames as (type, kind, sorted names, counts in order): the
+    order of UNSUBSCRIBE without arguments is the server's hash order."""
+    out = []
+    for raw, tree in frames:
+        kind = unsub_kind(tree)
+        if kind is None:
+            out.append(raw)
+        elif out and isinstance(out[-1], list) and out[-1][0] == kind:
+            out[-1][1].append(repr(tree[1][1]))
+            out[-1][2].append(tree[1][2])
+        else:
+            out.append([kind, [repr(tree[1][1])], [tree[1][2]]])
+    return [x if isinstance(x, bytes) else (x[0], sorted(x[1]), x[2]) for x in out]
+
+
+def same_frames(a, b, unordered_unsub):
+    if [f[0] for f in a] == [f[0] for f in b]:
+        return True
+    return unordered_unsub and unsub_set(a) == unsub_set(b)
+
+
+def split(step, frames):
+    """Returns (per command its non-push frames, the pushes). Frames beyond the commands'
+    reply counts join the pushes; a partial list (a Failure's) gives short groups."""
+    replies = [f for f in frames if f[1][0] != ">"]
+    groups = []
+    pos = 0
+    for cmd in step.cmds:
+        groups.append(replies[pos:pos + cmd.nrep])
+        pos += cmd.nrep
+    return groups, [f for f in frames if f[1][0] == ">"] + replies[pos:]
+
+
 def show(data):
     text = repr(data)
     if len(text) > SHOW:
@@ -79,8 +122,47 @@ def show(data):
     return text
 
 
-def replies_of(res):
-    return res.replies if isinstance(res, Failure) else res
+def raws(frames):
+    return [f[0] for f in frames]
+
+
+def compare_step(where, step, a, b, names):
+    """The difference between two completed (or partial) runs of one step, or None."""
+    ga, pa = split(step, a.frames)
+    gb, pb = split(step, b.frames)
+    complete = not isinstance(a, Failure) and not isinstance(b, Failure)
+    for i, cmd in enumerate(step.cmds):
+        x, y = ga[i], gb[i]
+        if len(x) < cmd.nrep or len(y) < cmd.nrep:
+            if not complete:
+                break  # a Failure's missing frames: reported by the caller
+        if cmd.nrep == 1 and len(x) == len(y) == 1:
+            if same(cmd.tag, x[0], y[0]):
+                continue
+            x, y = x[0][0], y[0][0]
+        elif same_frames(x, y, cmd.tag == "unsub-all"):
+            continue
+        else:
+            x, y = raws(x), raws(y)
+        return ["%s, command %d): replies differ" % (where, i),
+                "  request: %s" % show(cmd),
+                "  %-7s %s" % (names[0] + ":", show(x)),
+                "  %-7s %s" % (names[1] + ":", show(y))]
+    if not complete:
+        return None
+    unsub = any(cmd.tag == "unsub-all" for cmd in step.cmds)
+    if not same_frames(pa, pb, unsub):
+        return ["%s): push messages differ" % where,
+                "  request: %s" % show(step.cmds),
+                "  %-7s %s" % (names[0] + ":", show(raws(pa))),
+                "  %-7s %s" % (names[1] + ":", show(raws(pb)))]
+    for (x, fa), (_, fb) in zip(a.delivered, b.delivered):
+        if raws(fa) != raws(fb):
+            return ["%s): messages delivered to client %d differ" % (where, x),
+                    "  request: %s" % show(step.cmds),
+                    "  %-7s %s" % (names[0] + ":", show(raws(fa))),
+                    "  %-7s %s" % (names[1] + ":", show(raws(fb)))]
+    return None
 
 
 def first_difference(script, direct, proxy, names=("direct", "proxy")):
@@ -91,27 +173,19 @@ def first_difference(script, direct, proxy, names=("direct", "proxy")):
             continue  # not run: after a failure, which was reported above
         where = "client %d step %d (db %d, RESP%d" % (c, j, step.db, step.proto)
         where += ", pipeline of %d" % len(step.cmds) if len(step.cmds) > 1 else ""
-        ra, rb = replies_of(a), replies_of(b)
-        for i, cmd in enumerate(step.cmds[: min(len(ra), len(rb), len(step.cmds))]):
-            if not same(cmd.tag, ra[i], rb[i]):
-                return ["%s, command %d): replies differ" % (where, i),
-                        "  request: %s" % show(cmd),
-                        "  %-7s %s" % (names[0] + ":", show(ra[i][0])),
-                        "  %-7s %s" % (names[1] + ":", show(rb[i][0]))]
-        n = len(step.cmds)
-        if not isinstance(a, Failure) and not isinstance(b, Failure):
-            pa, pb = [r[0] for r in a[n:]], [r[0] for r in b[n:]]
-            if pa != pb:
-                return ["%s): push messages differ" % where,
-                        "  request: %s" % show(step.cmds),
-                        "  %-7s %s" % (names[0] + ":", show(pa)),
-                        "  %-7s %s" % (names[1] + ":", show(pb))]
-        for name, res, other in ((names[0], a, rb), (names[1], b, ra)):
+        lines = compare_step(where, step, a, b, names)
+        if lines:
+            return lines
+        for name, res, other in ((names[0], a, b), (names[1], b, a)):
             if isinstance(res, Failure):
-                lines = ["%s: %s, command %d): %s" % (name, where, res.index, res.message),
-                         "  request: %s" % show(step.cmds[res.index])]
-                if res.index < len(other):
-                    other_name = names[1] if name == names[0] else names[0]
-                    lines.append("  %s reply: %s" % (other_name, show(other[res.index][0])))
+                lines = ["%s: %s, command %d): %s" % (name, where, res.index, res.message)]
+                if res.index < len(step.cmds):
+                    lines.append("  request: %s" % show(step.cmds[res.index]))
+                else:
+                    lines.append("  request: %s, deliver %s" % (show(step.cmds),
+                                                                 list(step.deliver)))
+                other_name = names[1] if name == names[0] else names[0]
+                lines.append("  %s frames: %s" % (name, show(raws(res.frames))))
+                lines.append("  %s frames: %s" % (other_name, show(raws(other.frames))))
                 return lines
     return None

@@ -141,19 +141,19 @@ def ping(cg):
 def subscribed_resp2(cg):
     """The next command of a client in the RESP2 subscribed context."""
     x = cg.r.random()
-    if x < 0.2:
+    if x < 0.22:
         return ping(cg)
-    if x < 0.34:
+    if x < 0.38:
         return subscribe(cg)
-    if x < 0.44:
+    if x < 0.48:
         return psubscribe(cg)
-    if x < 0.72:
-        return unsubscribe(cg, pattern=bool(cg.subs.patterns) and cg.r.random() < 0.45)
     if x < 0.8:
+        return unsubscribe(cg, pattern=bool(cg.subs.patterns) and cg.r.random() < 0.45)
+    if x < 0.9:
         return reset(cg)
     refused = cg.r.choice(REFUSED)
     if len(refused) > 1 and refused[0] in (b"GET", b"SET", b"PUBLISH"):
-        refused = [refused[0], cg.subs.name(refused[1])] + refused[2:]
+        refused = [refused[0], cg.g.prefix + refused[1]] + refused[2:]
     return Cmd(refused)
 
 

@@ -12,7 +12,7 @@ Steps are generated in schedule order, so PUBLISH knows every client's subscript
 import random
 from collections import namedtuple
 
-from .blocking import BLOCKING, STREAM
+from .blocking import BLOCKING, STREAM, c_filled
 from .commands import DATA, Cmd, Ctx, STRING_KEYS
 from .pubsub import Subs, leave, pubsub_cmd, subscribed_resp2
 
@@ -20,14 +20,15 @@ Step = namedtuple("Step", "db proto cmds deliver")
 
 # A blocking command on an empty key waits ~100 ms (its timeout, rounded up to the server's
 # hz): rare outside MULTI, where it blocks; common inside, where it never blocks.
-OUTSIDE = DATA + STREAM + [(w * 0.015, fn) for w, fn in BLOCKING]
+OUTSIDE = DATA + STREAM + [(w * 0.01, fn) for w, fn in BLOCKING] + [(1.5, c_filled)]
 INSIDE = DATA + STREAM + [(w * 0.5, fn) for w, fn in BLOCKING]
 MIXES = {False: ([fn for _, fn in OUTSIDE], [w for w, _ in OUTSIDE]),
          True: ([fn for _, fn in INSIDE], [w for w, _ in INSIDE])}
 
 
 def data_cmd(g, in_multi):
-    """One data, stream or blocking command (all valid inside MULTI)."""
+    """One data, stream or blocking command (all valid inside MULTI); outside MULTI it can
+    be a list of commands to send in a row (c_filled)."""
     fns, weights = MIXES[in_multi]
     return g.r.choices(fns, weights)[0](g)
 
@@ -60,6 +61,7 @@ class ClientGen:
         self.subs = Subs(cid, seed)  # this client's channels and patterns
         self.world = world  # every client's Subs, by client index
         self.deliver = {}  # client -> frames this step's PUBLISHes sent it
+        self.pending = []  # the rest of a command sequence (c_filled), sent next
 
     def step(self, last):
         r = self.r
@@ -69,6 +71,9 @@ class ClientGen:
         if last:
             n = min(n, 4)
         cmds = [self.next_cmd() for _ in range(n)]
+        if last:
+            cmds += self.pending
+            self.pending = []
         if last and self.multi is not None:
             cmds.append(self.end_multi(force_exec=True))
         if last:
@@ -85,6 +90,8 @@ class ClientGen:
 
     def next_cmd(self):
         r = self.r
+        if self.pending:
+            return self.pending.pop(0)
         if self.multi is not None:
             if len(self.multi) >= self.target:
                 return self.end_multi()
@@ -112,7 +119,11 @@ class ClientGen:
     # -- command kinds outside MULTI --------------------------------------------------------
 
     def k_data(self):
-        return data_cmd(self.g, False)
+        cmd = data_cmd(self.g, False)
+        if isinstance(cmd, list):
+            self.pending = cmd[1:]
+            cmd = cmd[0]
+        return cmd
 
     def k_pubsub(self):
         return pubsub_cmd(self)
