@@ -31,6 +31,15 @@ pub enum SignalSource {
         #[serde(default)]
         labels: BTreeMap<String, String>,
     },
+    /// Per instance: a counter's rate per second over the last interval (e.g. transactions:
+    /// `pgbouncer_stats_totals_xact_count`); a counter reset counts the new value as the increase.
+    CounterRate {
+        /// Metric name.
+        metric: String,
+        /// Label filter.
+        #[serde(default)]
+        labels: BTreeMap<String, String>,
+    },
     /// For the service: a quantile of a histogram over the last interval.
     HistogramQuantile {
         /// Metric name (without `_bucket`).

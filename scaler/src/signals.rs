@@ -169,6 +169,7 @@ pub fn quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
 #[derive(Debug, Default)]
 pub struct Collector {
     previous: HashMap<(String, String), Vec<(f64, f64)>>,
+    counters: HashMap<(String, String), (f64, Instant)>,
     first_seen: HashMap<String, Instant>,
 }
 
@@ -227,6 +228,7 @@ impl Collector {
         let seen: Vec<String> = scrapes.iter().map(|target| target.url.clone()).collect();
         self.first_seen.retain(|url, _| seen.contains(url));
         self.previous.retain(|(url, _), _| seen.contains(url));
+        self.counters.retain(|(url, _), _| seen.contains(url));
         for url in &seen {
             self.first_seen.entry(url.clone()).or_insert(now);
         }
@@ -260,6 +262,30 @@ impl Collector {
                     samples: per_instance(scrapes, &|scrape| sum_gauge(scrape, metric, labels)),
                     target: signal.target,
                 },
+                SignalSource::CounterRate { metric, labels } => {
+                    let mut samples = per_instance(scrapes, &|_| None);
+                    for (sample, target) in samples.iter_mut().zip(scrapes) {
+                        let total = target
+                            .scrape
+                            .as_ref()
+                            .and_then(|scrape| sum_gauge(scrape, metric, labels));
+                        sample.value = total.and_then(|total| {
+                            let key = (target.url.clone(), name.clone());
+                            let (before, at) = self.counters.insert(key, (total, now))?;
+                            let seconds = now.saturating_duration_since(at).as_secs_f64();
+                            let increase = if total < before {
+                                total
+                            } else {
+                                total - before
+                            };
+                            (seconds > 0.0).then(|| increase / seconds)
+                        });
+                    }
+                    Reading::PerInstance {
+                        samples,
+                        target: signal.target,
+                    }
+                }
                 SignalSource::ClientWaitP99 => Reading::External {
                     value: self.service_quantile(
                         scrapes,

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::config::Config;
+use crate::decide::Observation;
 
 fn parse(text: &str) -> Scrape {
     Scrape::parse(text.lines().map(|line| Ok(line.to_owned()))).unwrap()
@@ -159,4 +160,45 @@ target = 0.05
         }
     );
     assert_eq!(second.ready, 1);
+}
+
+#[test]
+fn counter_rates_per_instance_survive_resets() {
+    let config = Config::from_toml(
+        r#"
+[targets]
+urls = ["a"]
+warmup = "0s"
+[signals.tps]
+kind = "counter_rate"
+metric = "pgbouncer_stats_totals_xact_count"
+target = 100
+"#,
+        "test",
+    )
+    .unwrap();
+    let mut collector = Collector::default();
+    let start = Instant::now();
+    let tick = |count: u64| {
+        vec![TargetScrape {
+            url: "a".to_owned(),
+            scrape: Some(parse(&format!(
+                "# TYPE pgbouncer_stats_totals_xact_count counter\npgbouncer_stats_totals_xact_count{{database=\"app\"}} {count}\n"
+            ))),
+            text: None,
+        }]
+    };
+    let rate = |observation: Observation| match &observation.signals[0].reading {
+        Reading::PerInstance { samples, .. } => samples[0].value,
+        Reading::External { .. } => panic!("per instance"),
+    };
+    assert_eq!(
+        rate(collector.observe(&config, &tick(1000), 1, start)),
+        None
+    );
+    let second = collector.observe(&config, &tick(1500), 1, start + Duration::from_secs(5));
+    assert_eq!(rate(second), Some(100.0));
+    // The pooler restarted: the counter began again at 200.
+    let third = collector.observe(&config, &tick(200), 1, start + Duration::from_secs(10));
+    assert_eq!(rate(third), Some(40.0));
 }

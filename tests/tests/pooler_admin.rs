@@ -195,6 +195,8 @@ async fn values_under_load_add_up_and_metrics_agree() {
         metric(&series, "pooler_reserve_connections_in_use", &labels),
         1.0
     );
+    // sv_active 3 of pool_size 2 + reserve_pool_size 1.
+    assert_eq!(metric(&series, "pooler_pool_utilisation", &labels), 1.0);
     assert_eq!(metric(&series, "pgbouncer_up", &[]), 1.0);
     assert!(
         series

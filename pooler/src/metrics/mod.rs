@@ -124,6 +124,17 @@ fn pooler_families(families: &mut Families, pooler: &Pooler) {
             &stats.query_histogram.snapshot(),
         );
         let counts = entry.pool.counts(check_delay);
+        let settings = entry.pool.settings();
+        if settings.pool_size > 0 {
+            // One ready-made ratio per pool: KEDA's metrics-api and HPA read a single series.
+            families.add(
+                "pooler_pool_utilisation",
+                "Server connections lent to clients / (pool_size + reserve_pool_size)",
+                MetricType::GAUGE,
+                pairs,
+                counts.active as f64 / (settings.pool_size + settings.reserve_pool_size) as f64,
+            );
+        }
         families.add(
             "pooler_reserve_connections_in_use",
             "Server connections beyond pool_size, taken from the reserve pool",
