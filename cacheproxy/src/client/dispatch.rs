@@ -19,8 +19,9 @@ use crate::local::{LocalContext, LocalOutcome, answer, answer_broken_transaction
 use crate::router::{LocalCommand, RouteContext, Routed, Target, route};
 use crate::upstream::{MasterRoute, UpstreamRequest};
 
-/// How long a `PUBLISH` waits for closed subscribers to be unsubscribed upstream.
-const CLOSING_SUBSCRIBER_WAIT: Duration = Duration::from_millis(100);
+/// How long a `PUBLISH` waits at most for closed subscribers to be unsubscribed upstream
+/// (normally one RESET round trip, about a millisecond; the bound is for a loaded machine).
+const CLOSING_SUBSCRIBER_WAIT: Duration = Duration::from_secs(1);
 /// The channel of the replicated marker write sent before `WAIT` (no one subscribes to it).
 const WAIT_MARKER_CHANNEL: &[u8] = b"__cacheproxy__:wait";
 
@@ -272,7 +273,7 @@ impl ClientConnection {
         Ok(())
     }
 
-    /// True when `request` is a `PUBLISH` that must wait (up to 100 ms) for closed
+    /// True when `request` is a `PUBLISH` that must wait (up to 1 s) for closed
     /// subscribers to be unsubscribed upstream, as Redis never counts a closed subscriber.
     /// While anyone is subscribed, a `PUBLISH` first yields once: the I/O driver then runs
     /// and a subscriber whose hang-up arrived before the `PUBLISH` is counted as closing.
