@@ -29,6 +29,11 @@ install_test_dependencies() {
     [ -f /usr/share/java/postgresql.jar ] || missing+=(libpostgresql-jdbc-java)
     command -v java >/dev/null || missing+=(default-jre-headless)
     command -v python3 >/dev/null || missing+=(python3 python3-pip)
+    # The scaler's compose actuator test: a Compose tool for the Docker Engine, when one runs.
+    if docker info >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1 \
+        && ! command -v docker-compose >/dev/null; then
+        missing+=(docker-compose)
+    fi
     if ! command -v cargo >/dev/null; then
         echo "cargo is required (install Rust with rustup: https://rustup.rs)" >&2
         return 1
