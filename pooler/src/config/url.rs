@@ -264,6 +264,8 @@ pub fn sidecar_config(args: &SidecarArgs) -> Result<Loaded, Vec<ConfigError>> {
     set("listen_port", listen_port);
     set("unix_socket_dir", String::new());
     set("auth_type", auth_type.to_string());
+    // pgjdbc sends extra_float_digits at startup; the example pgbouncer.ini ignores it too.
+    set("ignore_startup_parameters", "extra_float_digits".to_owned());
     if let Some(mode) = args.pool_mode {
         set("pool_mode", mode.to_string());
     }

@@ -230,6 +230,8 @@ fn sidecar_config_from_url() {
         (g.auth_type, g.pool_mode, g.default_pool_size),
         (AuthType::Md5, PoolMode::Transaction, 10)
     );
+    // pgjdbc connects to a sidecar without configuration.
+    assert_eq!(g.ignore_startup_parameters, ["extra_float_digits"]);
     let db = &config.databases["orders"];
     assert_eq!(
         (db.hosts[0].host.as_str(), db.port, db.server_dbname()),
