@@ -171,6 +171,19 @@ pub struct FailedParses {
     /// Statements whose eviction (an injected Close) the server discarded: it still
     /// holds them.
     pub still_held: Vec<u64>,
+    /// The Parses and Closes the server discarded, in the order they were sent: undone
+    /// in reverse, they give the server's statements back (a statement prepared and
+    /// evicted in one batch was never there; one evicted and prepared again still is).
+    pub skipped: Vec<SkippedStatementOp>,
+}
+
+/// A statement Parse or Close the server discarded after an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkippedStatementOp {
+    /// A Parse of this pooler statement id (the server does not hold it because of it).
+    Parse(u64),
+    /// A Close of this id (the server still holds it).
+    Close(u64),
 }
 
 /// The conversation of one client/server link.
@@ -389,13 +402,22 @@ impl Exchange {
                 Pending::Forward(Expect::Parse { named: Some(named) }) => {
                     if !named.is_on_server {
                         failed.statements.push(named.statement.id);
+                        failed
+                            .skipped
+                            .push(SkippedStatementOp::Parse(named.statement.id));
                     }
                     failed
                         .client_names
                         .push((Arc::clone(&named.client_name), named.statement.id));
                 }
-                Pending::InjectedParse { statement } => failed.statements.push(statement.id),
-                Pending::InjectedClose { statement } => failed.still_held.push(*statement),
+                Pending::InjectedParse { statement } => {
+                    failed.statements.push(statement.id);
+                    failed.skipped.push(SkippedStatementOp::Parse(statement.id));
+                }
+                Pending::InjectedClose { statement } => {
+                    failed.still_held.push(*statement);
+                    failed.skipped.push(SkippedStatementOp::Close(*statement));
+                }
                 _ => {}
             }
             self.queue.pop_front();
@@ -432,6 +454,7 @@ impl Exchange {
                 let id = named.statement.id;
                 if !named.is_on_server {
                     unanswered.statements.push(id);
+                    unanswered.skipped.push(SkippedStatementOp::Parse(id));
                 }
                 unanswered
                     .client_names

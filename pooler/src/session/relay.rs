@@ -13,7 +13,8 @@ use super::SessionError;
 use std::sync::Arc;
 
 use super::exchange::{
-    Exchange, Expect, ExpectKind, FailedParses, HeadKind, NamedParse, Pending, Synthetic,
+    Exchange, Expect, ExpectKind, FailedParses, HeadKind, NamedParse, Pending, SkippedStatementOp,
+    Synthetic,
 };
 use super::params::ClientParams;
 use super::prepared::{ClientStatements, Statement, StatementRegistry, statement_body};
@@ -401,11 +402,13 @@ impl Link<'_> {
     /// Parses that failed or were discarded after an error: the server does not hold
     /// their statements and the client's names were never created.
     pub fn forget_failed_parses(&mut self, failed: &FailedParses) {
-        for id in &failed.statements {
-            self.server.statements.remove(*id);
-        }
-        for id in &failed.still_held {
-            self.server.statements.restore(*id);
+        // Undone in reverse order of sending, the skipped operations give back what the
+        // server holds: prepared-then-evicted is not there, evicted-then-prepared is.
+        for op in failed.skipped.iter().rev() {
+            match *op {
+                SkippedStatementOp::Parse(id) => self.server.statements.remove(id),
+                SkippedStatementOp::Close(id) => self.server.statements.restore(id),
+            }
         }
         for (name, id) in &failed.client_names {
             self.statements.remove_if(name, *id);
