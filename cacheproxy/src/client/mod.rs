@@ -7,6 +7,7 @@ pub(crate) mod connection_log;
 mod dispatch;
 mod pinned;
 mod pinned_events;
+mod pinned_report;
 mod replies;
 mod subscriptions;
 

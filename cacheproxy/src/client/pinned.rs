@@ -12,6 +12,7 @@ use protocol::ProtocolError;
 use protocol::resp::{Request, RespScanner, RespVersion, Scan, Value, ValueKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+pub use super::pinned_report::{LostSession, PinnedView};
 use super::subscriptions::{PubSubFrame, Subscriptions, classify};
 use crate::commands::{Special, special};
 use crate::pinning::{Checkin, ClosingSubscriber, PinnedConnection, PinnedPool};
@@ -94,21 +95,6 @@ fn exec_element_is_ok(frame: &[u8], index: usize) -> bool {
     }
 }
 
-/// What a lost session leaves behind for the client to repair.
-#[derive(Debug)]
-pub struct LostSession {
-    /// Requests that will get no reply.
-    pub unanswered: Vec<u64>,
-    /// A transaction was open.
-    pub was_in_multi: bool,
-    /// Keys were watched.
-    pub was_watching: bool,
-    /// Subscriptions to restore.
-    pub subscriptions: Subscriptions,
-    /// Tracking or MONITOR was on: the client cannot be repaired.
-    pub is_unrecoverable: bool,
-}
-
 /// A client's pinned connection and the state living on it.
 #[derive(Debug)]
 pub struct PinnedSession {
@@ -130,21 +116,6 @@ pub struct PinnedSession {
     is_tracking: bool,
     is_no_touch: bool,
     is_monitor: bool,
-}
-
-/// What `CLIENT LIST` shows of a pinned connection's state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PinnedView {
-    /// Channel, pattern and shard-channel subscriptions.
-    pub subscriptions: [usize; 3],
-    /// Inside MULTI.
-    pub is_in_multi: bool,
-    /// `CLIENT TRACKING on`.
-    pub is_tracking: bool,
-    /// `CLIENT NO-TOUCH on`.
-    pub is_no_touch: bool,
-    /// `MONITOR`.
-    pub is_monitor: bool,
 }
 
 impl PinnedSession {
